@@ -1,0 +1,114 @@
+import type { DatabaseType } from './config.types';
+
+/** How a field's raw value is read and checked. */
+export type FieldKind =
+  | { kind: 'string'; nonEmpty?: boolean; oneOf?: readonly string[]; secret?: boolean }
+  | { kind: 'int'; min: number; max: number }
+  | { kind: 'duration' }
+  | { kind: 'bool' }
+  | { kind: 'tags' }
+  | { kind: 'object' };
+
+export interface FieldSpec {
+  /** camelCase key; the snake_case spelling is derived. */
+  key: string;
+  type: FieldKind;
+  /** Connection types the field applies to; absent = all. */
+  appliesTo?: readonly DatabaseType[];
+}
+
+/** Longest duration a Node timer can hold (~24.8 days). */
+export const MAX_DURATION_MS = 2_147_483_647;
+
+export const DATABASE_TYPES: readonly DatabaseType[] = ['postgres', 'sqlite', 'mssql', 'mongodb', 'mysql', 'mariadb'];
+export const SERVER_TYPES: readonly DatabaseType[] = ['postgres', 'mssql', 'mongodb', 'mysql', 'mariadb'];
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export const READ_PREFERENCES = ['primary', 'primaryPreferred', 'secondary', 'secondaryPreferred', 'nearest'] as const;
+export const DEFAULT_ORMS = ['orm', 'knex', 'native', 'bun', 'gorm'] as const;
+export const CONNECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** Settings the manager holds as defaults for every connection, and each connection may override. */
+export const POOL_FIELDS: readonly FieldSpec[] = [
+  { key: 'maxOpenConns', type: { kind: 'int', min: 1, max: 10_000 } },
+  { key: 'maxIdleConns', type: { kind: 'int', min: 0, max: 10_000 } },
+  { key: 'connMaxLifetime', type: { kind: 'duration' } },
+  { key: 'connMaxIdleTime', type: { kind: 'duration' } },
+  { key: 'connectTimeout', type: { kind: 'duration' } },
+  { key: 'queryTimeout', type: { kind: 'duration' } },
+  { key: 'acquireTimeout', type: { kind: 'duration' } },
+  { key: 'healthCheckTimeout', type: { kind: 'duration' } },
+];
+
+export const MANAGER_FIELDS: readonly FieldSpec[] = [
+  { key: 'defaultConnection', type: { kind: 'string', nonEmpty: true } },
+  { key: 'connections', type: { kind: 'object' } },
+  { key: 'retryAttempts', type: { kind: 'int', min: 1, max: 1_000 } },
+  { key: 'retryDelay', type: { kind: 'duration' } },
+  { key: 'retryMaxDelay', type: { kind: 'duration' } },
+  { key: 'healthCheckInterval', type: { kind: 'duration' } },
+  { key: 'enableAutoReconnect', type: { kind: 'bool' } },
+  { key: 'shutdownTimeout', type: { kind: 'duration' } },
+  ...POOL_FIELDS,
+];
+
+export const CONNECTION_FIELDS: readonly FieldSpec[] = [
+  { key: 'name', type: { kind: 'string', nonEmpty: true } },
+  { key: 'type', type: { kind: 'string', oneOf: DATABASE_TYPES } },
+  { key: 'dsn', type: { kind: 'string', nonEmpty: true, secret: true } },
+  { key: 'host', type: { kind: 'string', nonEmpty: true }, appliesTo: SERVER_TYPES },
+  { key: 'port', type: { kind: 'int', min: 1, max: 65_535 }, appliesTo: SERVER_TYPES },
+  { key: 'user', type: { kind: 'string' }, appliesTo: SERVER_TYPES },
+  { key: 'password', type: { kind: 'string', secret: true }, appliesTo: SERVER_TYPES },
+  { key: 'database', type: { kind: 'string', nonEmpty: true }, appliesTo: SERVER_TYPES },
+  { key: 'sslmode', type: { kind: 'string', oneOf: SSL_MODES }, appliesTo: ['postgres', 'mssql', 'mysql', 'mariadb'] },
+  { key: 'schema', type: { kind: 'string', nonEmpty: true }, appliesTo: ['postgres', 'mssql'] },
+  { key: 'filepath', type: { kind: 'string', nonEmpty: true }, appliesTo: ['sqlite'] },
+  { key: 'authSource', type: { kind: 'string', nonEmpty: true }, appliesTo: ['mongodb'] },
+  { key: 'replicaSet', type: { kind: 'string', nonEmpty: true }, appliesTo: ['mongodb'] },
+  { key: 'readPreference', type: { kind: 'string', oneOf: READ_PREFERENCES }, appliesTo: ['mongodb'] },
+  { key: 'enableTracing', type: { kind: 'bool' } },
+  { key: 'enableMetrics', type: { kind: 'bool' } },
+  { key: 'enableLogging', type: { kind: 'bool' } },
+  { key: 'defaultOrm', type: { kind: 'string', oneOf: DEFAULT_ORMS } },
+  { key: 'tags', type: { kind: 'tags' } },
+  { key: 'critical', type: { kind: 'bool' } },
+  { key: 'applicationName', type: { kind: 'string', nonEmpty: true } },
+  { key: 'mikroOrm', type: { kind: 'object' } },
+  ...POOL_FIELDS,
+];
+
+/** Seed defaults (the Go package's), plus ours for the fields it lacks. */
+export const POOL_DEFAULTS = {
+  maxOpenConns: 25,
+  maxIdleConns: 5,
+  connMaxLifetime: 30 * 60_000,
+  connMaxIdleTime: 5 * 60_000,
+  connectTimeout: 10_000,
+  queryTimeout: 30_000,
+  acquireTimeout: 30_000,
+  healthCheckTimeout: 5_000,
+} as const;
+
+export const MANAGER_DEFAULTS = {
+  retryAttempts: 3,
+  retryDelay: 1_000,
+  retryMaxDelay: 10_000,
+  healthCheckInterval: 30_000,
+  enableAutoReconnect: true,
+  shutdownTimeout: 10_000,
+} as const;
+
+export const CONNECTION_DEFAULTS = {
+  enableTracing: false,
+  enableMetrics: true,
+  enableLogging: false,
+  defaultOrm: 'orm',
+  critical: true,
+} as const;
+
+/** MikroORM options that the library derives itself and a user may not override through `mikro_orm`. */
+export const RESERVED_MIKRO_ORM_KEYS = ['driver', 'clientUrl', 'host', 'port', 'user', 'password', 'dbName', 'pool', 'contextName'] as const;
+
+export function snakeCase(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}

@@ -1,0 +1,287 @@
+import { Logger } from '@nestjs/common';
+import { type ConfigIssue, DbManagerConfigError } from '../errors';
+import type { ConnectionConfig, DatabaseType, DbManagerConfig, DefaultOrm } from './config.types';
+import {
+  CONNECTION_DEFAULTS,
+  CONNECTION_FIELDS,
+  CONNECTION_NAME,
+  type FieldSpec,
+  MANAGER_DEFAULTS,
+  MANAGER_FIELDS,
+  MAX_DURATION_MS,
+  POOL_DEFAULTS,
+  POOL_FIELDS,
+  RESERVED_MIKRO_ORM_KEYS,
+  snakeCase,
+} from './config-schema';
+import { didYouMean } from './did-you-mean';
+import { parseDsn } from './dsn';
+import { parseDuration } from './duration';
+import { interpolateEnv, isPlainObject } from './env-interpolation';
+
+/** Options for `parseDbManagerConfig`. */
+export interface ParseConfigOptions {
+  /** Where `${VAR}` placeholders are looked up (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+  /** Receives non-fatal remarks (a seed alias used, a field ignored); default: the Nest logger. */
+  warn?: (message: string) => void;
+}
+
+type Fields = Record<string, unknown>;
+const logger = new Logger('DbManager');
+
+/**
+ * Validates and normalises a dbmanager configuration: what sits under `dbmanager:` (an object whose only key is
+ * `dbmanager` is unwrapped), snake_case or camelCase, `${ENV}` interpolated, defaults applied, durations in ms.
+ * Every problem is collected and thrown as one `DbManagerConfigError` listing each with its path.
+ */
+export function parseDbManagerConfig(input: unknown, options: ParseConfigOptions = {}): DbManagerConfig {
+  const issues: ConfigIssue[] = [];
+  const warn = options.warn ?? ((message: string) => logger.warn(message));
+  let root = input;
+  if (isPlainObject(root) && Object.keys(root).length === 1 && 'dbmanager' in root) root = root.dbmanager;
+  if (!isPlainObject(root)) {
+    throw new DbManagerConfigError([{ path: 'dbmanager', message: `must be an object with a "connections" map, got ${describe(root)}` }]);
+  }
+  root = interpolateEnv(root, options.env ?? process.env, '', issues);
+  const manager = readFields(root as Fields, MANAGER_FIELDS, '', issues);
+
+  const connections: Record<string, ConnectionConfig> = {};
+  const rawConnections = manager.connections ?? {};
+  if (!isPlainObject(rawConnections)) {
+    issues.push({ path: 'connections', message: `must be a map of connection name to settings, got ${describe(rawConnections)}` });
+  } else {
+    for (const [name, raw] of Object.entries(rawConnections)) {
+      const connection = parseConnection(name, raw, manager, issues, warn);
+      if (connection) connections[name] = connection;
+    }
+  }
+
+  const defaultConnection = manager.defaultConnection as string | undefined;
+  if (defaultConnection !== undefined && isPlainObject(rawConnections) && !(defaultConnection in rawConnections)) {
+    const hint = didYouMean(defaultConnection, Object.keys(rawConnections));
+    issues.push({
+      path: 'default_connection',
+      message: `names "${defaultConnection}", which is not a configured connection${hint ? ` (did you mean "${hint}"?)` : ''}`,
+    });
+  }
+  const settings = {
+    retryAttempts: (manager.retryAttempts as number | undefined) ?? MANAGER_DEFAULTS.retryAttempts,
+    retryDelay: (manager.retryDelay as number | undefined) ?? MANAGER_DEFAULTS.retryDelay,
+    retryMaxDelay: (manager.retryMaxDelay as number | undefined) ?? MANAGER_DEFAULTS.retryMaxDelay,
+    healthCheckInterval: (manager.healthCheckInterval as number | undefined) ?? MANAGER_DEFAULTS.healthCheckInterval,
+    enableAutoReconnect: (manager.enableAutoReconnect as boolean | undefined) ?? MANAGER_DEFAULTS.enableAutoReconnect,
+    shutdownTimeout: (manager.shutdownTimeout as number | undefined) ?? MANAGER_DEFAULTS.shutdownTimeout,
+  };
+  if (settings.retryDelay > settings.retryMaxDelay) {
+    issues.push({ path: 'retry_delay', message: `(${settings.retryDelay} ms) is longer than retry_max_delay (${settings.retryMaxDelay} ms)` });
+  }
+  if (issues.length) throw new DbManagerConfigError(issues);
+  const poolDefaults = Object.fromEntries(POOL_FIELDS.filter(({ key }) => manager[key] !== undefined).map(({ key }) => [key, manager[key]]));
+  return { defaultConnection, ...settings, poolDefaults, connections };
+}
+
+/** Validates one connection against the manager's defaults; pushes issues and returns undefined when it is unusable. */
+export function parseConnection(name: string, raw: unknown, manager: Fields, issues: ConfigIssue[], warn: (m: string) => void): ConnectionConfig | undefined {
+  const path = `connections.${name}`;
+  if (!CONNECTION_NAME.test(name)) {
+    issues.push({
+      path,
+      message: `connection name ${JSON.stringify(name)} must be 1-63 characters of letters, digits, "_", "." or "-", starting with a letter or digit (it becomes an injection token and a metric label)`,
+    });
+    return undefined;
+  }
+  if (!isPlainObject(raw)) {
+    issues.push({ path, message: `must be an object with at least a "type", got ${describe(raw)}` });
+    return undefined;
+  }
+  const before = issues.length;
+  const fields = readFields(raw, CONNECTION_FIELDS, path, issues);
+  const type = fields.type as DatabaseType | undefined;
+  if (type === undefined) {
+    if (!('type' in fields) && !issues.some((i) => i.path === `${path}.type`)) {
+      issues.push({ path: `${path}.type`, message: 'is required: postgres, sqlite, mssql, mongodb, mysql or mariadb' });
+    }
+    return undefined;
+  }
+  if (fields.name !== undefined && fields.name !== name) {
+    issues.push({ path: `${path}.name`, message: `is "${String(fields.name)}" but must equal the connection's key "${name}" (or be left out)` });
+  }
+  for (const spec of CONNECTION_FIELDS) {
+    if (spec.appliesTo && fields[spec.key] !== undefined && !spec.appliesTo.includes(type)) {
+      issues.push({ path: `${path}.${snakeCase(spec.key)}`, message: `does not apply to a ${type} connection (only to ${spec.appliesTo.join(', ')})` });
+    }
+  }
+
+  let dsnParams: Record<string, string> = {};
+  const target: Pick<ConnectionConfig, 'host' | 'port' | 'user' | 'password' | 'database' | 'filepath'> = {
+    host: fields.host as string | undefined,
+    port: fields.port as number | undefined,
+    user: fields.user as string | undefined,
+    password: fields.password as string | undefined,
+    database: fields.database as string | undefined,
+    filepath: fields.filepath as string | undefined,
+  };
+  const dsnFields: Record<string, string | undefined> = {};
+  if (typeof fields.dsn === 'string') {
+    const parts = parseDsn(type, fields.dsn);
+    if (typeof parts === 'string') {
+      issues.push({ path: `${path}.dsn`, message: parts });
+    } else {
+      const overridden = (['host', 'port', 'user', 'password', 'database', 'filepath'] as const).filter((k) => fields[k] !== undefined && parts[k] !== undefined);
+      if (overridden.length) warn(`Connection "${name}": dsn overrides ${overridden.join(', ')}`);
+      for (const key of ['host', 'port', 'user', 'password', 'database', 'filepath'] as const) {
+        if (parts[key] !== undefined) (target as Record<string, unknown>)[key] = parts[key];
+      }
+      const { sslmode, schema, authSource, replicaSet, readPreference, ...rest } = parts.params;
+      Object.assign(dsnFields, { sslmode, schema, authSource, replicaSet, readPreference });
+      dsnParams = rest;
+    }
+  }
+  if (type === 'sqlite' && !target.filepath) {
+    issues.push({ path: `${path}.filepath`, message: 'is required for sqlite (a file path, or ":memory:"), or give a dsn' });
+  }
+  if (type !== 'sqlite' && !target.host && typeof fields.dsn !== 'string') {
+    issues.push({ path: `${path}.host`, message: `is required for ${type} (or give a dsn)` });
+  }
+
+  const mikroOrm = (fields.mikroOrm ?? {}) as Record<string, unknown>;
+  for (const key of RESERVED_MIKRO_ORM_KEYS) {
+    if (key in mikroOrm) {
+      issues.push({ path: `${path}.mikro_orm.${key}`, message: 'is set by the library from the connection fields; use those fields instead' });
+    }
+  }
+
+  let defaultOrm = (fields.defaultOrm as string | undefined) ?? CONNECTION_DEFAULTS.defaultOrm;
+  if (defaultOrm === 'bun' || defaultOrm === 'gorm') {
+    const mapped = defaultOrm === 'bun' ? 'knex' : 'orm';
+    warn(`Connection "${name}": default_orm "${defaultOrm}" is the Go package's name; using "${mapped}"`);
+    defaultOrm = mapped;
+  }
+  if (issues.length > before) return undefined;
+
+  const pool = Object.fromEntries(
+    POOL_FIELDS.map(({ key }) => [key, fields[key] ?? manager[key] ?? POOL_DEFAULTS[key as keyof typeof POOL_DEFAULTS]]),
+  ) as Pick<ConnectionConfig, keyof typeof POOL_DEFAULTS>;
+  // As Go's database/sql does: more idle connections than open ones cannot exist.
+  pool.maxIdleConns = Math.min(pool.maxIdleConns, pool.maxOpenConns);
+
+  const pick = (key: string) => (fields[key] as string | undefined) ?? dsnFields[key];
+  return {
+    name,
+    type,
+    dsn: fields.dsn as string | undefined,
+    ...target,
+    sslmode: pick('sslmode'),
+    schema: pick('schema'),
+    authSource: pick('authSource'),
+    replicaSet: pick('replicaSet'),
+    readPreference: pick('readPreference'),
+    dsnParams,
+    ...pool,
+    enableTracing: (fields.enableTracing as boolean | undefined) ?? CONNECTION_DEFAULTS.enableTracing,
+    enableMetrics: (fields.enableMetrics as boolean | undefined) ?? CONNECTION_DEFAULTS.enableMetrics,
+    enableLogging: (fields.enableLogging as boolean | undefined) ?? CONNECTION_DEFAULTS.enableLogging,
+    defaultOrm: defaultOrm as DefaultOrm,
+    tags: (fields.tags as Record<string, string> | undefined) ?? {},
+    critical: (fields.critical as boolean | undefined) ?? CONNECTION_DEFAULTS.critical,
+    applicationName: (fields.applicationName as string | undefined) ?? dsnParams.application_name ?? name,
+    mikroOrm,
+    explicit: Object.keys(fields),
+  };
+}
+
+/** Reads the known fields of one object (either spelling), reporting unknown keys, doubled keys and bad values. */
+export function readFields(raw: Fields, specs: readonly FieldSpec[], path: string, issues: ConfigIssue[]): Fields {
+  const out: Fields = {};
+  const bySpelling = new Map<string, FieldSpec>();
+  for (const spec of specs) {
+    bySpelling.set(spec.key, spec);
+    bySpelling.set(snakeCase(spec.key), spec);
+  }
+  const seen = new Map<string, string>();
+  for (const [key, value] of Object.entries(raw)) {
+    const fieldPath = path ? `${path}.${key}` : key;
+    const spec = bySpelling.get(key);
+    if (!spec) {
+      const spellings = [...bySpelling.keys()].filter((k) => (key.includes('_') ? !/[A-Z]/.test(k) : !k.includes('_')));
+      const hint = didYouMean(key, spellings);
+      issues.push({ path: fieldPath, message: `is not a known setting${hint ? ` (did you mean "${hint}"?)` : ''}` });
+      continue;
+    }
+    const other = seen.get(spec.key);
+    if (other !== undefined) {
+      issues.push({ path: fieldPath, message: `is given twice, as "${other}" and "${key}": keep one spelling` });
+      continue;
+    }
+    seen.set(spec.key, key);
+    if (value === undefined || value === null) continue;
+    const checked = checkValue(spec, value);
+    if (isProblem(checked)) issues.push({ path: fieldPath, message: checked.problem });
+    else out[spec.key] = checked;
+  }
+  return out;
+}
+
+class Problem {
+  constructor(readonly problem: string) {}
+}
+
+function isProblem(value: unknown): value is Problem {
+  return value instanceof Problem;
+}
+
+function checkValue(spec: FieldSpec, value: unknown): unknown {
+  const type = spec.type;
+  const shown = type.kind === 'string' && type.secret ? 'a value (not shown)' : describe(value);
+  switch (type.kind) {
+    case 'string': {
+      if (typeof value !== 'string') return new Problem(`must be a string, got ${shown}`);
+      if (type.nonEmpty && value.trim() === '') return new Problem('must not be empty');
+      if (type.oneOf && !type.oneOf.includes(value)) {
+        const hint = didYouMean(value, type.oneOf);
+        return new Problem(`must be one of ${type.oneOf.join(', ')}, got ${shown}${hint ? ` (did you mean "${hint}"?)` : ''}`);
+      }
+      return value;
+    }
+    case 'int': {
+      const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < type.min || n > type.max) {
+        return new Problem(`must be an integer from ${type.min} to ${type.max}, got ${shown}`);
+      }
+      return n;
+    }
+    case 'duration': {
+      const ms = parseDuration(value);
+      if (ms === undefined || ms > MAX_DURATION_MS) {
+        return new Problem(`must be a duration such as "500ms", "30s", "5m", "1h30m" or a number of milliseconds (0 to ${MAX_DURATION_MS}), got ${shown}`);
+      }
+      return ms;
+    }
+    case 'bool': {
+      if (typeof value === 'boolean') return value;
+      if (value === 'true' || value === 'false') return value === 'true';
+      return new Problem(`must be true or false, got ${shown}`);
+    }
+    case 'tags': {
+      if (!isPlainObject(value)) return new Problem(`must be a map of string to string, got ${shown}`);
+      const tags: Record<string, string> = {};
+      for (const [k, v] of Object.entries(value)) {
+        if (!['string', 'number', 'boolean'].includes(typeof v)) return new Problem(`tag "${k}" must be a string, got ${describe(v)}`);
+        tags[k] = String(v);
+      }
+      return tags;
+    }
+    case 'object':
+      return isPlainObject(value) ? value : new Problem(`must be an object, got ${shown}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'function') return 'a function';
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}

@@ -1,0 +1,318 @@
+import { EventEmitter } from 'node:events';
+import { Logger } from '@nestjs/common';
+import { type EntityManager, MikroORM, type Options } from '@mikro-orm/core';
+import type { ConnectionConfig, DatabaseType } from '../config/config.types';
+import type { ConnectionTarget, DbDriver, PoolGauges } from '../drivers/driver';
+import { driverFor } from '../drivers/registry';
+import { ConnectionClosedError, NotMongoDatabaseError, NotSqlDatabaseError } from '../errors';
+import type { ConnectionEvents, ConnectionHealth, ConnectionStats, ConnectionStatus } from './connection.types';
+import { PoolCounters } from './pool-counters';
+import { errorMessage, secretRedactor } from './redact';
+
+/**
+ * One named database connection: a MikroORM instance whose EntityManager, query builder and native client
+ * all come from one pool. Status, pool figures and health live here; retries and the health loop are the manager's.
+ */
+export class DbConnection {
+  /** The connection's name (its key in the configuration). */
+  readonly name: string;
+  /** Its database type. */
+  readonly type: DatabaseType;
+  /** Tags from the configuration, for `findByTags`. */
+  readonly tags: Readonly<Record<string, string>>;
+  /** Where it points, for messages and span attributes (password masked). */
+  readonly target: ConnectionTarget;
+
+  private currentStatus: ConnectionStatus = 'connecting';
+  private poolOpen = false;
+  private lastCheck: Date | null = null;
+  private lastFailure: string | null = null;
+  private reconnectCount = 0;
+  private inFlightPing?: Promise<ConnectionHealth>;
+  private inFlightReconnect?: Promise<boolean>;
+  private readonly emitter = new EventEmitter();
+  private readonly counters: PoolCounters;
+  private readonly redact: (text: string) => string;
+  private readonly logger: Logger;
+
+  private constructor(
+    /** The validated configuration (holds the password: never log it). */
+    private readonly config: ConnectionConfig,
+    private readonly driver: DbDriver,
+    /** The MikroORM instance; its pool is (re)opened by connect(). */
+    readonly orm: MikroORM,
+    counters: PoolCounters,
+  ) {
+    this.name = config.name;
+    this.type = config.type;
+    this.tags = Object.freeze({ ...config.tags });
+    this.target = driver.target(config);
+    this.redact = secretRedactor(config);
+    this.logger = new Logger(`DbManager:${config.name}`);
+    this.counters = counters;
+    this.emitter.setMaxListeners(50);
+  }
+
+  /** Builds the MikroORM instance without touching the server; `connect()` opens the pool. */
+  static async create(config: ConnectionConfig): Promise<DbConnection> {
+    const driver = driverFor(config.type);
+    const ormDriver = await driver.loadOrmDriver(config.name);
+    let self: DbConnection | undefined;
+    const counters = new PoolCounters({
+      acquired: (waitMs, waited) => self?.emit('acquire', waitMs, waited),
+      acquireTimedOut: () => self?.emit('acquireTimeout'),
+      closed: (reason) => self?.emit('closed', reason),
+      connectionError: (error) => self?.emit('connectionError', error),
+    });
+    const { options, notApplicable } = driver.ormOptions(config, counters);
+    const { mikroOrm } = config;
+    const logger = new Logger(`DbManager:${config.name}`);
+    const orm = await MikroORM.init({
+      ...mikroOrm,
+      ...options,
+      driver: ormDriver,
+      contextName: config.name,
+      connect: false,
+      ensureDatabase: false,
+      discovery: { warnWhenNoEntities: false, ...mikroOrm.discovery },
+      driverOptions: mergeDriverOptions(mikroOrm.driverOptions, options.driverOptions),
+      debug: mikroOrm.debug ?? (config.enableLogging ? ['query', 'info'] : false),
+      logger: mikroOrm.logger ?? ((message: string) => logger.log(message)),
+    } as Options);
+    self = new DbConnection(config, driver, orm, counters);
+    for (const line of notApplicable) self.logger.warn(line);
+    return self;
+  }
+
+  /** `connecting`, `up`, `down` or `closed`. */
+  get status(): ConnectionStatus {
+    return this.currentStatus;
+  }
+
+  /** Must be up for the app to start and for /health to be 200. */
+  get critical(): boolean {
+    return this.config.critical;
+  }
+
+  /** What `getDefaultDatabase()` hands out for this connection. */
+  get defaultOrm(): ConnectionConfig['defaultOrm'] {
+    return this.config.defaultOrm;
+  }
+
+  /** The validated configuration, with the password and DSN masked. */
+  get settings(): Readonly<ConnectionConfig> {
+    return { ...this.config, password: this.config.password ? '***' : undefined, dsn: this.config.dsn ? this.target.display : undefined };
+  }
+
+  /** The EntityManager: inside a request it resolves to that request's fork; outside one, use `em.fork()`. */
+  get em(): EntityManager {
+    return this.orm.em;
+  }
+
+  /** The Knex query builder on this connection's pool (SQL only). */
+  knex<K = import('knex').Knex>(): K {
+    this.assertOpen();
+    if (!this.driver.knex) throw new NotSqlDatabaseError(this.name, this.type, 'knex()');
+    return this.driver.knex(this.orm) as K;
+  }
+
+  /** The MongoClient (MongoDB only). */
+  mongo<M = unknown>(): M {
+    this.assertOpen();
+    if (!this.driver.mongo) throw new NotMongoDatabaseError(this.name, this.type);
+    return this.driver.mongo(this.orm) as M;
+  }
+
+  /**
+   * Lends the raw driver client (a `pg.Client`, a sqlite3 `Database`, …) from the shared pool and gives it back
+   * after `fn`. Inside `em.transactional` it lends the transaction's connection. Do not end or release it yourself.
+   */
+  async withNativeClient<T, C = unknown>(fn: (client: C) => Promise<T> | T): Promise<T> {
+    this.assertOpen();
+    if (this.driver.family !== 'sql') throw new NotSqlDatabaseError(this.name, this.type, 'withNativeClient()');
+    try {
+      return await this.driver.withNativeClient(this.orm, this.orm.em, fn as (client: unknown) => Promise<T> | T);
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith('withNativeClient waited')) {
+        error.message = `Connection "${this.name}": ${error.message}`;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * One attempt to open the pool and reach the server, bounded by connect_timeout.
+   * Throws the driver's error (the manager decides whether to retry).
+   */
+  async connect(): Promise<void> {
+    this.assertOpen();
+    await this.openPool();
+    const started = performance.now();
+    try {
+      await this.driver.ping(this.orm, this.config.connectTimeout || this.config.healthCheckTimeout);
+    } catch (error) {
+      this.recordFailure(error);
+      throw error;
+    }
+    this.recordSuccess(performance.now() - started);
+  }
+
+  /** True for errors a retry cannot fix (bad password, unknown database, missing driver). */
+  isPermanentError(error: unknown): boolean {
+    return this.driver.isPermanentError(error);
+  }
+
+  /**
+   * Pings the server live, bounded by `timeoutMs` (default health_check_timeout). Never throws.
+   * At most one ping is in flight: concurrent callers share it.
+   */
+  async healthCheck(options: { timeout?: number } = {}): Promise<ConnectionHealth> {
+    if (this.currentStatus === 'closed') return { status: 'down', responseTimeMs: 0, error: 'connection is closed' };
+    const timeout = options.timeout ?? this.config.healthCheckTimeout;
+    this.inFlightPing ??= this.runPing(timeout).finally(() => (this.inFlightPing = undefined));
+    return this.inFlightPing;
+  }
+
+  private async runPing(timeout: number): Promise<ConnectionHealth> {
+    const started = performance.now();
+    let result: ConnectionHealth;
+    try {
+      await this.openPool();
+      await this.driver.ping(this.orm, timeout);
+      result = { status: 'up', responseTimeMs: round(performance.now() - started) };
+      this.recordSuccess(result.responseTimeMs);
+    } catch (error) {
+      result = { status: 'down', responseTimeMs: round(performance.now() - started), error: this.recordFailure(error) };
+    }
+    this.emit('healthCheck', result);
+    return result;
+  }
+
+  /**
+   * Brings a down connection back: a fresh ping through the pool (which replaces dead connections by itself);
+   * the pool is rebuilt only when it is not open. One reconnect at a time; resolves true when up.
+   */
+  async reconnect(): Promise<boolean> {
+    if (this.currentStatus === 'closed') return false;
+    this.inFlightReconnect ??= (async () => {
+      const wasDown = this.currentStatus !== 'up';
+      const health = await this.healthCheck();
+      const ok = health.status === 'up';
+      if (wasDown && ok) this.reconnectCount++;
+      this.emit('reconnect', ok ? 'success' : 'failure');
+      return ok;
+    })().finally(() => (this.inFlightReconnect = undefined));
+    return this.inFlightReconnect;
+  }
+
+  /** Live pool gauges. */
+  gauges(): PoolGauges {
+    if (!this.poolOpen || this.currentStatus === 'closed') {
+      return { open: 0, inUse: 0, idle: 0, pending: 0, max: this.config.maxOpenConns };
+    }
+    return this.driver.gauges(this.orm, this.config);
+  }
+
+  /** Pool figures and health. */
+  stats(): ConnectionStats {
+    const c = this.counters;
+    return {
+      name: this.name,
+      type: this.type,
+      status: this.currentStatus,
+      lastHealthCheck: this.lastCheck?.toISOString() ?? null,
+      lastError: this.lastFailure,
+      ...this.gauges(),
+      waitCount: c.waitCount,
+      waitDurationMs: round(c.waitDurationMs),
+      timeouts: c.timeouts,
+      lifetimeClosed: c.lifetimeClosed,
+      idleClosed: c.idleClosed,
+      maxIdleClosed: c.maxIdleClosed,
+      reconnects: this.reconnectCount,
+    };
+  }
+
+  /** Subscribes to pool and health events (used by metrics and tracing). */
+  on<E extends keyof ConnectionEvents>(event: E, listener: (...args: ConnectionEvents[E]) => void): () => void {
+    this.emitter.on(event, listener as (...args: unknown[]) => void);
+    return () => this.emitter.off(event, listener as (...args: unknown[]) => void);
+  }
+
+  /** Closes the pool. Idempotent; waits for a running ping or reconnect to settle first. */
+  async close(): Promise<void> {
+    if (this.currentStatus === 'closed') return;
+    this.setStatus('closed');
+    await Promise.allSettled([this.inFlightPing, this.inFlightReconnect]);
+    if (this.poolOpen) {
+      this.poolOpen = false;
+      await this.orm.close(true).catch((error) => this.logger.warn(`closing the pool failed: ${this.redact(errorMessage(error))}`));
+    }
+    this.emitter.removeAllListeners();
+  }
+
+  /** Masks this connection's secrets in a text. */
+  redactSecrets(text: string): string {
+    return this.redact(text);
+  }
+
+  private async openPool(): Promise<void> {
+    if (this.poolOpen) return;
+    try {
+      await this.orm.em.getDriver().connect();
+      this.poolOpen = true;
+      this.driver.attach(this.orm, this.config, this.counters);
+    } catch (error) {
+      await this.orm.close(true).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private recordSuccess(_ms: number): void {
+    this.lastCheck = new Date();
+    this.lastFailure = null;
+    this.setStatus('up');
+  }
+
+  private recordFailure(error: unknown): string {
+    const message = this.redact(errorMessage(error));
+    this.lastCheck = new Date();
+    this.lastFailure = message;
+    this.setStatus('down', message);
+    return message;
+  }
+
+  private setStatus(next: ConnectionStatus, error?: string): void {
+    const previous = this.currentStatus;
+    if (previous === next || previous === 'closed') return;
+    this.currentStatus = next;
+    if (next === 'down') this.logger.warn(`is down: ${error ?? 'unknown error'}`);
+    else if (next === 'up' && previous === 'down') this.logger.log('is up again');
+    this.emit('status', next, previous, error);
+  }
+
+  private emit<E extends keyof ConnectionEvents>(event: E, ...args: ConnectionEvents[E]): void {
+    this.emitter.emit(event, ...args);
+  }
+
+  private assertOpen(): void {
+    if (this.currentStatus === 'closed') throw new ConnectionClosedError(this.name);
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+/** Ours win on the pool and connection settings we derive; the user's other driver options stay. */
+function mergeDriverOptions(user: unknown, ours: unknown): Record<string, unknown> {
+  const u = (user ?? {}) as Record<string, unknown>;
+  const o = (ours ?? {}) as Record<string, unknown>;
+  const merged: Record<string, unknown> = { ...u, ...o };
+  for (const key of Object.keys(o)) {
+    const a = u[key];
+    const b = o[key];
+    if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a)) merged[key] = { ...(a as object), ...(b as object) };
+  }
+  return merged;
+}

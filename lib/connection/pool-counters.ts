@@ -1,0 +1,44 @@
+import type { CloseReason, PoolObserver } from '../drivers/driver';
+
+/** Cumulative pool figures, fed by the driver's pool events; `forward` passes each event on (metrics, health). */
+export class PoolCounters implements PoolObserver {
+  waitCount = 0;
+  waitDurationMs = 0;
+  timeouts = 0;
+  lifetimeClosed = 0;
+  idleClosed = 0;
+  maxIdleClosed = 0;
+
+  constructor(
+    private readonly forward: {
+      acquired(waitMs: number, waited: boolean): void;
+      acquireTimedOut(): void;
+      closed(reason: CloseReason): void;
+      connectionError(error: unknown): void;
+    },
+  ) {}
+
+  acquired(waitMs: number, waited: boolean): void {
+    if (waited) {
+      this.waitCount++;
+      this.waitDurationMs += waitMs;
+    }
+    this.forward.acquired(waitMs, waited);
+  }
+
+  acquireTimedOut(): void {
+    this.timeouts++;
+    this.forward.acquireTimedOut();
+  }
+
+  closed(reason: CloseReason): void {
+    if (reason === 'lifetime') this.lifetimeClosed++;
+    else if (reason === 'idle') this.idleClosed++;
+    else if (reason === 'max_idle') this.maxIdleClosed++;
+    this.forward.closed(reason);
+  }
+
+  connectionError(error: unknown): void {
+    this.forward.connectionError(error);
+  }
+}

@@ -1,0 +1,285 @@
+import type { EntityManager, MikroORM, Options } from '@mikro-orm/core';
+import { TransactionContext } from '@mikro-orm/core';
+import type { ConnectionConfig } from '../config/config.types';
+import type { CloseReason, DerivedOrmOptions, PoolGauges, PoolObserver } from './driver';
+
+/** A raw driver connection as knex's pool holds it, with the marks we put on it. */
+export interface PooledConnection {
+  __knex__disposed?: unknown;
+  __dbmCreatedAt?: number;
+  __dbmClose?: CloseReason;
+  on?(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** The slice of tarn's pool this library reads (tarn 3 / knex 3). */
+interface TarnPool {
+  min: number;
+  max: number;
+  free: { resource: PooledConnection; settle(): void }[];
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
+  numPendingCreates(): number;
+  acquire(): { promise: Promise<PooledConnection>; abort(): void };
+  release(resource: PooledConnection): boolean;
+  check(): void;
+  destroy(): Promise<unknown>;
+  _destroy(resource: PooledConnection): Promise<unknown>;
+  on(event: string, listener: (...args: never[]) => void): void;
+}
+
+/** The slice of a knex client this library reads. */
+interface KnexClient {
+  pool?: TarnPool;
+  acquireConnection(): Promise<PooledConnection>;
+  releaseConnection(connection: PooledConnection): Promise<void>;
+  acquireRawConnection(): Promise<PooledConnection>;
+  destroyRawConnection(connection: PooledConnection): Promise<void>;
+  query(connection: PooledConnection, query: { sql: string; bindings: unknown[]; options: object }): Promise<unknown>;
+}
+
+export interface KnexLike {
+  client: KnexClient;
+}
+
+/** Longest timer Node accepts; stands for "no limit" where tarn needs a number. */
+const FOREVER = 2_147_483_647;
+const ATTACHED = Symbol('dbmanager.poolAttached');
+
+export function knexOf(orm: MikroORM): KnexLike {
+  return (orm.em as unknown as { getKnex(): KnexLike }).getKnex();
+}
+
+function poolOf(orm: MikroORM): TarnPool | undefined {
+  return knexOf(orm).client.pool;
+}
+
+/** Per-database hooks for the knex-based drivers. */
+export interface KnexDialectHooks {
+  /** True when the pool must keep exactly one connection for its data to live (SQLite `:memory:`). */
+  singleConnection?(config: ConnectionConfig): boolean;
+  /** Statements or setup run on each new connection (session settings). */
+  prepareConnection?(connection: PooledConnection, config: ConnectionConfig): Promise<void>;
+  /** Tears down a connection's socket at once, so a hung query or ping stops holding it. */
+  destroySocket(connection: PooledConnection): void;
+  /** The statement a health ping runs. */
+  pingSql?: string;
+}
+
+/**
+ * Builds the pool part of MikroORM's options: size, idle and lifetime closing, acquire timeout, and the hooks
+ * that report acquires, waits, timeouts and closes to the observer. Knex's pool has no "max idle": we trim on release.
+ */
+export function knexPoolOptions(config: ConnectionConfig, observer: PoolObserver, hooks: KnexDialectHooks): DerivedOrmOptions {
+  const single = hooks.singleConnection?.(config) ?? false;
+  const notApplicable: string[] = [];
+  if (single) {
+    for (const field of ['maxOpenConns', 'maxIdleConns', 'connMaxLifetime', 'connMaxIdleTime'] as const) {
+      if (config.explicit.includes(field)) {
+        notApplicable.push(`${field} does not apply: a SQLite :memory: database lives in its one connection, which is never closed or replaced`);
+      }
+    }
+  }
+  const userDriverOptions = (config.mikroOrm.driverOptions ?? {}) as Record<string, unknown>;
+  const userPool = (userDriverOptions.pool ?? {}) as {
+    afterCreate?: (connection: unknown, done: (error: unknown, connection: unknown) => void) => void;
+    validate?: (connection: unknown) => boolean | Promise<boolean>;
+  };
+  const idle = single || config.connMaxIdleTime === 0 ? FOREVER : config.connMaxIdleTime;
+  const lifetime = single ? 0 : config.connMaxLifetime;
+
+  const pool = {
+    min: single ? 1 : 0,
+    max: single ? 1 : config.maxOpenConns,
+    idleTimeoutMillis: idle,
+    // Idle connections close between idle time and idle time + reap interval.
+    reapIntervalMillis: Math.max(50, Math.min(1_000, Math.floor(idle / 4))),
+    acquireTimeoutMillis: config.acquireTimeout || FOREVER,
+    createTimeoutMillis: config.connectTimeout ? config.connectTimeout + 1_000 : FOREVER,
+    propagateCreateError: true,
+    afterCreate: (connection: PooledConnection, done: (error: unknown, connection: unknown) => void) => {
+      connection.__dbmCreatedAt = performance.now();
+      connection.on?.('error', (error: unknown) => observer.connectionError(error));
+      Promise.resolve(hooks.prepareConnection?.(connection, config)).then(
+        () => (userPool.afterCreate ? userPool.afterCreate(connection, done) : done(null, connection)),
+        (error: unknown) => done(error, connection),
+      );
+    },
+    validate: async (connection: PooledConnection) => {
+      if (lifetime > 0 && performance.now() - (connection.__dbmCreatedAt ?? 0) > lifetime) {
+        connection.__dbmClose = 'lifetime';
+        return false;
+      }
+      return userPool.validate ? userPool.validate(connection) : true;
+    },
+  };
+  const options: Options = {
+    pool: { min: pool.min, max: pool.max },
+    driverOptions: { ...userDriverOptions, pool: { ...userPool, ...pool } },
+  };
+  return { options, notApplicable };
+}
+
+/** Listens to the pool's events (once per pool: a reconnect builds a new one). */
+export function attachKnexPool(orm: MikroORM, config: ConnectionConfig, observer: PoolObserver, hooks: KnexDialectHooks): void {
+  const pool = poolOf(orm) as (TarnPool & { [ATTACHED]?: boolean }) | undefined;
+  if (!pool || pool[ATTACHED]) return;
+  pool[ATTACHED] = true;
+  const single = hooks.singleConnection?.(config) ?? false;
+  const maxIdle = single ? Infinity : config.maxIdleConns;
+  const started = new Map<number, { at: number; saturated: boolean }>();
+  let reaping = false;
+  let destroying = false;
+
+  pool.on('acquireRequest', (eventId: number) => {
+    const saturated = pool.numFree() === 0 && pool.numUsed() + pool.numPendingCreates() >= pool.max;
+    started.set(eventId, { at: performance.now(), saturated });
+  });
+  pool.on('acquireSuccess', (eventId: number) => {
+    const start = started.get(eventId);
+    started.delete(eventId);
+    if (start) observer.acquired(performance.now() - start.at, start.saturated);
+  });
+  pool.on('acquireFail', (eventId: number, error: Error) => {
+    started.delete(eventId);
+    if (error?.name === 'TimeoutError') observer.acquireTimedOut();
+  });
+  pool.on('destroyRequest', (_eventId: number, connection: PooledConnection) => {
+    const reason: CloseReason =
+      connection.__dbmClose ?? (destroying ? 'shutdown' : connection.__knex__disposed ? 'broken' : reaping ? 'idle' : 'broken');
+    observer.closed(reason);
+  });
+  pool.on('release', () => {
+    if (pool.free.length + 1 > maxIdle) queueMicrotask(() => trimIdle(pool, maxIdle));
+  });
+
+  const check = pool.check.bind(pool);
+  pool.check = () => {
+    reaping = true;
+    try {
+      check();
+    } finally {
+      reaping = false;
+    }
+  };
+  const destroy = pool.destroy.bind(pool);
+  pool.destroy = () => {
+    destroying = true;
+    return destroy();
+  };
+}
+
+/** Closes the longest-idle free connections beyond `maxIdle` (tarn keeps free connections oldest first). */
+function trimIdle(pool: TarnPool, maxIdle: number): void {
+  while (pool.free.length > maxIdle) {
+    const oldest = pool.free.shift()!;
+    oldest.settle();
+    oldest.resource.__dbmClose = 'max_idle';
+    void pool._destroy(oldest.resource);
+  }
+}
+
+export function knexPoolGauges(orm: MikroORM, config: ConnectionConfig, hooks: KnexDialectHooks): PoolGauges {
+  const pool = poolOf(orm);
+  const max = hooks.singleConnection?.(config) ? 1 : config.maxOpenConns;
+  if (!pool) return { open: 0, inUse: 0, idle: 0, pending: 0, max };
+  const inUse = pool.numUsed();
+  const idle = pool.numFree();
+  return { open: inUse + idle, inUse, idle, pending: pool.numPendingAcquires(), max };
+}
+
+/**
+ * A ping that cannot pile up: it borrows a pooled connection when one can be had (opening one if the pool has room),
+ * or — when every connection is busy — opens one short-lived connection of its own. On timeout the pending acquire
+ * is aborted and a hung connection's socket destroyed, so nothing stays queued and the server sees at most max + 1.
+ */
+export async function pingKnex(orm: MikroORM, timeoutMs: number, hooks: KnexDialectHooks): Promise<void> {
+  const client = knexOf(orm).client;
+  const pool = client.pool;
+  if (!pool) throw new Error('the connection pool is not open');
+  const sql = hooks.pingSql ?? 'select 1';
+  const saturated = pool.numFree() === 0 && pool.numUsed() + pool.numPendingCreates() >= pool.max;
+
+  let timer: NodeJS.Timeout | undefined;
+  let onTimeout: () => void = () => undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    if (!timeoutMs) return;
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new Error(`ping timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    timer.unref();
+  });
+
+  const run = async (): Promise<void> => {
+    if (saturated) {
+      const connecting = client.acquireRawConnection();
+      onTimeout = () => void connecting.then((c) => hooks.destroySocket(c), () => undefined);
+      const connection = await connecting;
+      onTimeout = () => hooks.destroySocket(connection);
+      try {
+        await client.query(connection, { sql, bindings: [], options: {} });
+      } finally {
+        void client.destroyRawConnection(connection).catch(() => undefined);
+      }
+      return;
+    }
+    const pending = pool.acquire();
+    onTimeout = () => pending.abort();
+    const connection = await pending.promise;
+    onTimeout = () => {
+      connection.__knex__disposed = 'health ping timed out';
+      hooks.destroySocket(connection);
+    };
+    try {
+      await client.query(connection, { sql, bindings: [], options: {} });
+    } catch (error) {
+      connection.__knex__disposed ??= error;
+      throw error;
+    } finally {
+      pool.release(connection);
+    }
+  };
+  const ping = run();
+  try {
+    await Promise.race([ping, timeout]);
+  } finally {
+    clearTimeout(timer);
+    ping.catch(() => undefined);
+  }
+}
+
+/** The knex transaction MikroORM is running for this connection in the current async context, if any. */
+function currentTransaction(orm: MikroORM, em: EntityManager): { client: KnexClient } | undefined {
+  const name = orm.config.get('contextName');
+  const inTransaction = TransactionContext.getEntityManager(name) ?? em.getContext(false);
+  return inTransaction?.getTransactionContext<{ client: KnexClient }>();
+}
+
+/**
+ * Lends the raw driver connection from the shared pool and takes it back after `fn`. Inside `em.transactional`
+ * it lends the transaction's own connection, so a one-connection pool cannot deadlock.
+ */
+export async function withKnexNativeClient<T>(orm: MikroORM, em: EntityManager, fn: (client: unknown) => Promise<T> | T): Promise<T> {
+  const transaction = currentTransaction(orm, em);
+  if (transaction) return fn(await transaction.client.acquireConnection());
+  const client = knexOf(orm).client;
+  let connection: PooledConnection;
+  try {
+    connection = await client.acquireConnection();
+  } catch (error) {
+    if ((error as Error).name === 'KnexTimeoutError') {
+      throw new Error(
+        `withNativeClient waited acquire_timeout for a pooled connection and none came free ` +
+          `(all ${client.pool?.max ?? '?'} in use). Inside a knex transaction, use that transaction instead of withNativeClient.`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  try {
+    return await fn(connection);
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}

@@ -1,0 +1,107 @@
+import type { MikroORM } from '@mikro-orm/core';
+import type { ConnectionConfig } from '../config/config.types';
+import { describeTarget } from '../config/dsn';
+import { DriverNotInstalledError } from '../errors';
+import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
+import {
+  attachKnexPool,
+  type KnexDialectHooks,
+  knexOf,
+  knexPoolGauges,
+  knexPoolOptions,
+  pingKnex,
+  withKnexNativeClient,
+} from './knex-pool';
+
+/** SQLSTATEs a retry cannot fix: bad credentials, no such database, not allowed to connect. */
+const PERMANENT_SQLSTATES = new Set(['28P01', '28000', '3D000', '42501']);
+
+/** How `sslmode` maps onto node-postgres' `ssl` option (pg has no "prefer": we do not silently downgrade). */
+function sslOption(mode: string | undefined): false | { rejectUnauthorized: boolean } | undefined {
+  switch (mode) {
+    case undefined:
+      return undefined;
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      return false;
+    case 'require':
+      return { rejectUnauthorized: false };
+    default:
+      return { rejectUnauthorized: true };
+  }
+}
+
+const hooks: KnexDialectHooks = {
+  destroySocket(connection) {
+    (connection as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  },
+};
+
+export const postgresDriver: DbDriver = {
+  type: 'postgres',
+  packageName: '@mikro-orm/postgresql',
+  family: 'sql',
+
+  async loadOrmDriver(connectionName) {
+    const pkg = await importDriverPackage(() => import('@mikro-orm/postgresql'));
+    if (!pkg) throw new DriverNotInstalledError(connectionName, 'postgres', this.packageName);
+    return pkg.PostgreSqlDriver;
+  },
+
+  ormOptions(config: ConnectionConfig, observer: PoolObserver) {
+    const derived = knexPoolOptions(config, observer, hooks);
+    const driverOptions = derived.options.driverOptions as Record<string, unknown>;
+    const userConnection = (driverOptions.connection ?? {}) as Record<string, unknown>;
+    const connection: Record<string, unknown> = {
+      ...userConnection,
+      application_name: config.applicationName,
+      keepAlive: true,
+    };
+    if (config.connectTimeout) connection.connectionTimeoutMillis = config.connectTimeout;
+    // The server cancels the statement and the connection stays usable (pg's client-side query_timeout would not).
+    if (config.queryTimeout) connection.statement_timeout = config.queryTimeout;
+    const ssl = sslOption(config.sslmode);
+    if (ssl !== undefined) connection.ssl = ssl;
+    if (config.schema) connection.options = `-c search_path=${config.schema.replace(/[^A-Za-z0-9_$]/g, '')},public`;
+    derived.options = {
+      ...derived.options,
+      host: config.host,
+      port: config.port ?? 5432,
+      user: config.user,
+      password: config.password,
+      dbName: config.database,
+      schema: config.schema,
+      driverOptions: { ...driverOptions, connection },
+    };
+    if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
+      derived.notApplicable.push(`sslmode "${config.sslmode}" is treated as "disable": node-postgres cannot fall back between TLS and plain`);
+    }
+    for (const key of Object.keys(config.dsnParams)) {
+      if (key !== 'application_name') derived.notApplicable.push(`dsn parameter "${key}" is not used`);
+    }
+    return derived;
+  },
+
+  target(config) {
+    return {
+      dbSystem: 'postgresql',
+      namespace: config.database,
+      address: config.host,
+      port: config.port ?? 5432,
+      display: describeTarget('postgres', { ...config, port: config.port ?? 5432 }),
+    };
+  },
+
+  attach: (orm, config, observer) => attachKnexPool(orm, config, observer, hooks),
+  gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
+  ping: (orm: MikroORM, timeoutMs: number) => pingKnex(orm, timeoutMs, hooks),
+  withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
+  knex: (orm) => knexOf(orm),
+
+  isPermanentError(error) {
+    const code = (error as { code?: unknown })?.code;
+    return typeof code === 'string' && PERMANENT_SQLSTATES.has(code);
+  },
+};
+

@@ -1,0 +1,66 @@
+import type { MikroORM } from '@mikro-orm/core';
+import type { ConnectionConfig } from '../config/config.types';
+import { describeTarget } from '../config/dsn';
+import { DriverNotInstalledError } from '../errors';
+import { type DbDriver, importDriverPackage } from './driver';
+import { attachKnexPool, type KnexDialectHooks, knexOf, knexPoolGauges, knexPoolOptions, pingKnex, withKnexNativeClient } from './knex-pool';
+
+interface Sqlite3Database {
+  run(sql: string, callback: (error: Error | null) => void): void;
+  interrupt(): void;
+}
+
+const isMemory = (config: ConnectionConfig) => config.filepath === ':memory:' || config.filepath?.startsWith('file::memory:') === true;
+
+/** Errors a retry cannot fix: the file is not a database, or cannot be opened at all. */
+const PERMANENT_CODES = new Set(['SQLITE_NOTADB', 'SQLITE_CANTOPEN', 'SQLITE_PERM', 'SQLITE_READONLY']);
+
+const hooks: KnexDialectHooks = {
+  singleConnection: isMemory,
+  // SQLite has no connect step to bound: connect_timeout becomes how long a statement waits for another connection's lock.
+  async prepareConnection(connection, config) {
+    const db = connection as unknown as Sqlite3Database;
+    const run = (sql: string) => new Promise<void>((resolve, reject) => db.run(sql, (error) => (error ? reject(error) : resolve())));
+    await run(`PRAGMA busy_timeout = ${Math.floor(config.connectTimeout)}`);
+    await run('PRAGMA foreign_keys = ON');
+  },
+  destroySocket(connection) {
+    (connection as unknown as Sqlite3Database).interrupt();
+  },
+};
+
+export const sqliteDriver: DbDriver = {
+  type: 'sqlite',
+  packageName: '@mikro-orm/sqlite',
+  family: 'sql',
+
+  async loadOrmDriver(connectionName) {
+    const pkg = await importDriverPackage(() => import('@mikro-orm/sqlite'));
+    if (!pkg) throw new DriverNotInstalledError(connectionName, 'sqlite', this.packageName);
+    return pkg.SqliteDriver;
+  },
+
+  ormOptions(config, observer) {
+    const derived = knexPoolOptions(config, observer, hooks);
+    derived.options = { ...derived.options, dbName: config.filepath };
+    if (config.explicit.includes('queryTimeout')) {
+      derived.notApplicable.push('queryTimeout does not apply: SQLite runs in-process and has no server-side statement timeout');
+    }
+    return derived;
+  },
+
+  target(config) {
+    return { dbSystem: 'sqlite', namespace: config.filepath, display: describeTarget('sqlite', config) };
+  },
+
+  attach: (orm, config, observer) => attachKnexPool(orm, config, observer, hooks),
+  gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
+  ping: (orm: MikroORM, timeoutMs: number) => pingKnex(orm, timeoutMs, hooks),
+  withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
+  knex: (orm) => knexOf(orm),
+
+  isPermanentError(error) {
+    const code = (error as { code?: unknown })?.code;
+    return typeof code === 'string' && PERMANENT_CODES.has(code);
+  },
+};

@@ -1,0 +1,116 @@
+/** Base class: every error of this library names the connection it concerns (when there is one). */
+export abstract class DbManagerError extends Error {
+  /** The connection this error concerns, if any. */
+  readonly connectionName?: string;
+
+  protected constructor(message: string, connectionName?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.connectionName = connectionName;
+  }
+}
+
+/** One problem found in a configuration, with the path of the offending field. */
+export interface ConfigIssue {
+  /** Dotted path, e.g. `connections.primary.port`. */
+  path: string;
+  message: string;
+}
+
+/** The configuration is invalid; `issues` lists every problem with its path. */
+export class DbManagerConfigError extends DbManagerError {
+  override readonly name = 'DbManagerConfigError';
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: ConfigIssue[] | string, connectionName?: string) {
+    const list = typeof issues === 'string' ? [{ path: connectionName ? `connections.${connectionName}` : '', message: issues }] : issues;
+    const lines = list.map((i) => `  ${i.path ? `${i.path}: ` : ''}${i.message}`);
+    super(
+      `Invalid dbmanager configuration (${list.length} problem${list.length === 1 ? '' : 's'}):\n${lines.join('\n')}\n` +
+        'Fix these fields in your dbmanager configuration.',
+      connectionName,
+    );
+    this.issues = list;
+  }
+}
+
+/** `get(name)` (or a token) asked for a connection that is not registered. */
+export class ConnectionNotFoundError extends DbManagerError {
+  override readonly name = 'ConnectionNotFoundError';
+  constructor(connectionName: string, known: readonly string[]) {
+    super(
+      `Connection "${connectionName}" is not registered (known: ${known.length ? known.join(', ') : 'none'}). ` +
+        'Add it under dbmanager.connections or call DbManager.add() first.',
+      connectionName,
+    );
+  }
+}
+
+/** A SQL-only access path (`knex()`, `withNativeClient()`) was used on a MongoDB connection. */
+export class NotSqlDatabaseError extends DbManagerError {
+  override readonly name = 'NotSqlDatabaseError';
+  constructor(connectionName: string, type: string, what: string) {
+    super(
+      `Connection "${connectionName}" is ${type}, not a SQL database, so ${what} is not available. ` +
+        'Use connection.mongo() or connection.em instead.',
+      connectionName,
+    );
+  }
+}
+
+/** `mongo()` was called on a SQL connection. */
+export class NotMongoDatabaseError extends DbManagerError {
+  override readonly name = 'NotMongoDatabaseError';
+  constructor(connectionName: string, type: string) {
+    super(
+      `Connection "${connectionName}" is ${type}, not MongoDB, so mongo() is not available. ` +
+        'Use connection.knex(), connection.em or connection.withNativeClient() instead.',
+      connectionName,
+    );
+  }
+}
+
+/** The MikroORM driver package for a configured connection type is not installed. */
+export class DriverNotInstalledError extends DbManagerError {
+  override readonly name = 'DriverNotInstalledError';
+  readonly packageName: string;
+  constructor(connectionName: string, type: string, packageName: string, cause?: unknown) {
+    super(
+      `Connection "${connectionName}" has type "${type}", but its driver package ${packageName} is not installed. ` +
+        `Run: npm i -E ${packageName}@6.6.16`,
+      connectionName,
+      { cause },
+    );
+    this.packageName = packageName;
+  }
+}
+
+/** No default connection can be chosen (no connections, or the default was removed). */
+export class NoDefaultConnectionError extends DbManagerError {
+  override readonly name = 'NoDefaultConnectionError';
+  constructor(detail = 'no connection is configured') {
+    super(`There is no default connection: ${detail}. Configure a connection or call setDefault(name).`);
+  }
+}
+
+/** A connection could not be opened (after its retries, or at once for errors a retry cannot fix). */
+export class ConnectionFailedError extends DbManagerError {
+  override readonly name = 'ConnectionFailedError';
+  readonly attempts: number;
+  constructor(connectionName: string, target: string, attempts: number, cause: unknown, reason: string) {
+    super(
+      `Connection "${connectionName}" (${target}) failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${reason}. ` +
+        'Check that the server is reachable and the credentials are right, or mark the connection critical: false to start without it.',
+      connectionName,
+      { cause },
+    );
+    this.attempts = attempts;
+  }
+}
+
+/** An operation was refused because the connection or manager is closed. */
+export class ConnectionClosedError extends DbManagerError {
+  override readonly name = 'ConnectionClosedError';
+  constructor(connectionName: string) {
+    super(`Connection "${connectionName}" is closed. Get a live connection from DbManager.get() (or add() it again).`, connectionName);
+  }
+}

@@ -1,0 +1,22 @@
+export { DbManagerModule, type DbManagerModuleAsyncOptions, type DbManagerModuleOptions, type DbManagerOptionsFactory } from './db-manager.module';
+export { DbManager, type DbManagerStats } from './manager/db-manager';
+export { DbConnection } from './connection/db-connection';
+export type { ConnectionHealth, ConnectionStats, ConnectionStatus } from './connection/connection.types';
+export { InjectConnection, InjectEntityManager } from './decorators';
+export { getConnectionToken, getEntityManagerToken, DBMANAGER_CONFIG } from './tokens';
+export { parseDbManagerConfig, type ParseConfigOptions } from './config/parse-config';
+export { dbManagerYamlConfig, readDbManagerYaml } from './config/yaml-config';
+export { parseDuration } from './config/duration';
+export type * from './config/config.types';
+export {
+  ConnectionClosedError,
+  ConnectionFailedError,
+  ConnectionNotFoundError,
+  DbManagerConfigError,
+  DbManagerError,
+  DriverNotInstalledError,
+  NoDefaultConnectionError,
+  NotMongoDatabaseError,
+  NotSqlDatabaseError,
+  type ConfigIssue,
+} from './errors';

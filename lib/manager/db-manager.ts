@@ -1,0 +1,274 @@
+import { Logger } from '@nestjs/common';
+import type { EntityManager } from '@mikro-orm/core';
+import type { ConnectionOptionsInput, DbManagerConfig, DbManagerConfigInput } from '../config/config.types';
+import { interpolateEnv, isPlainObject } from '../config/env-interpolation';
+import { parseConnection, parseDbManagerConfig } from '../config/parse-config';
+import type { ConnectionHealth, ConnectionStats } from '../connection/connection.types';
+import { DbConnection } from '../connection/db-connection';
+import { errorMessage } from '../connection/redact';
+import {
+  ConnectionFailedError,
+  ConnectionNotFoundError,
+  type ConfigIssue,
+  DbManagerConfigError,
+  DriverNotInstalledError,
+  NoDefaultConnectionError,
+} from '../errors';
+import { HealthLoop } from './health-loop';
+import { type RetryPolicy, retryWithBackoff, sleep } from './retry';
+
+/** What `DbManager.stats()` returns. */
+export interface DbManagerStats {
+  totalConnections: number;
+  healthyCount: number;
+  unhealthyCount: number;
+  connections: Record<string, ConnectionStats>;
+}
+
+/** Listeners told when connections come and go (metrics and tracing use it). */
+export interface ConnectionLifecycleListener {
+  added?(connection: DbConnection): void;
+  removed?(connection: DbConnection): void;
+}
+
+/**
+ * Owns every named connection: connects them in parallel with retries, hands them out by name, keeps them healthy
+ * in the background, and closes them all on shutdown.
+ */
+export class DbManager {
+  private readonly connections = new Map<string, DbConnection>();
+  private defaultName?: string;
+  private readonly loop: HealthLoop;
+  private readonly listeners = new Set<ConnectionLifecycleListener>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closing?: Promise<void>;
+  private readonly logger = new Logger('DbManager');
+
+  /** Use `DbManager.create()` (scripts) or the Nest module; the constructor connects nothing. */
+  constructor(readonly config: DbManagerConfig) {
+    this.defaultName = config.defaultConnection ?? Object.keys(config.connections)[0];
+    this.loop = new HealthLoop(() => [...this.connections.values()], {
+      intervalMs: config.healthCheckInterval,
+      autoReconnect: config.enableAutoReconnect,
+      retry: this.retryPolicy,
+    });
+  }
+
+  /** Validates the configuration, connects every connection and starts the health loop: for scripts outside Nest. */
+  static async create(config: DbManagerConfigInput | DbManagerConfig): Promise<DbManager> {
+    const manager = new DbManager(isParsed(config) ? config : parseDbManagerConfig(config));
+    await manager.connectAll();
+    return manager;
+  }
+
+  private get retryPolicy(): RetryPolicy {
+    return { attempts: this.config.retryAttempts, baseDelayMs: this.config.retryDelay, maxDelayMs: this.config.retryMaxDelay };
+  }
+
+  /**
+   * Connects all configured connections in parallel, each with its own retry. A critical connection that fails stops
+   * startup with one error, after closing what was opened; a non-critical one starts down and heals in the background.
+   */
+  async connectAll(): Promise<void> {
+    const results = await Promise.allSettled(Object.values(this.config.connections).map((config) => this.open(config)));
+    const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+    if (failures.length) {
+      await this.close();
+      if (failures.length > 1) for (const failure of failures.slice(1)) this.logger.error(failure.message);
+      throw failures[0];
+    }
+    this.loop.start();
+  }
+
+  /** Creates, registers and connects one connection (startup retry policy); rejects only for critical failures. */
+  private async open(config: DbManagerConfig['connections'][string]): Promise<DbConnection> {
+    const connection = await DbConnection.create(config);
+    this.register(connection);
+    const attempts = connection.critical ? this.config.retryAttempts : 1;
+    try {
+      await retryWithBackoff(() => connection.connect(), { ...this.retryPolicy, attempts }, {
+        isPermanent: (error) => error instanceof DriverNotInstalledError || connection.isPermanentError(error),
+        onRetry: (error, index, delay) =>
+          this.logger.warn(`"${connection.name}" attempt ${index + 1} failed (${connection.redactSecrets(errorMessage(error))}); retrying in ${delay} ms`),
+      });
+      this.logger.log(`"${connection.name}" connected (${connection.target.display})`);
+    } catch (error) {
+      const made = (error as { attemptsMade?: number }).attemptsMade ?? 1;
+      const failure = new ConnectionFailedError(connection.name, connection.target.display, made, error, connection.redactSecrets(errorMessage(error)));
+      if (connection.critical) throw failure;
+      this.logger.warn(`${failure.message.split('. Check')[0]}; starting without it (critical: false), retrying in the background`);
+    }
+    return connection;
+  }
+
+  private register(connection: DbConnection): void {
+    this.connections.set(connection.name, connection);
+    for (const listener of this.listeners) listener.added?.(connection);
+  }
+
+  /** The connection with this name. */
+  get(name: string): DbConnection {
+    const connection = this.connections.get(name);
+    if (!connection) throw new ConnectionNotFoundError(name, this.names());
+    return connection;
+  }
+
+  /** True when a connection with this name is registered. */
+  has(name: string): boolean {
+    return this.connections.has(name);
+  }
+
+  /** The default connection (`default_connection`, else the first configured). */
+  getDefault(): DbConnection {
+    if (!this.defaultName || !this.connections.has(this.defaultName)) throw new NoDefaultConnectionError();
+    return this.connections.get(this.defaultName)!;
+  }
+
+  /** The name of the default connection, if there is one. */
+  get defaultConnectionName(): string | undefined {
+    return this.defaultName;
+  }
+
+  /** Makes another connection the default for `getDefault()` (what was injected at startup does not move). */
+  setDefault(name: string): void {
+    this.get(name);
+    this.defaultName = name;
+  }
+
+  /** The default connection's handle chosen by its `default_orm`: its EntityManager, its Knex, or its native client lender. */
+  getDefaultDatabase(): EntityManager | ReturnType<DbConnection['knex']> | DbConnection['withNativeClient'] {
+    const connection = this.getDefault();
+    switch (connection.defaultOrm) {
+      case 'knex':
+        return connection.knex();
+      case 'native':
+        return connection.withNativeClient.bind(connection);
+      default:
+        return connection.em;
+    }
+  }
+
+  /** Connection names in configuration (then insertion) order. */
+  names(): string[] {
+    return [...this.connections.keys()];
+  }
+
+  /** Every connection, in order. */
+  all(): DbConnection[] {
+    return [...this.connections.values()];
+  }
+
+  /** Connections whose tags include every given key/value. */
+  findByTags(tags: Record<string, string>): DbConnection[] {
+    return this.all().filter((c) => Object.entries(tags).every(([k, v]) => c.tags[k] === v));
+  }
+
+  /**
+   * Adds and connects a connection at runtime (same retry as startup). Resolves when it is usable; with
+   * `critical: false` it may resolve down and heal in the background. A name in use is a `DbManagerConfigError`.
+   */
+  async add(name: string, input: ConnectionOptionsInput | Record<string, unknown>): Promise<DbConnection> {
+    if (this.closing) throw new DbManagerConfigError(`cannot add "${name}": the manager is closed`, name);
+    if (this.connections.has(name)) {
+      throw new DbManagerConfigError([{ path: `connections.${name}`, message: 'is already registered; remove() it first or pick another name' }], name);
+    }
+    const issues: ConfigIssue[] = [];
+    const raw = isPlainObject(input) ? interpolateEnv(input, process.env, `connections.${name}`, issues) : input;
+    const config = parseConnection(name, raw, this.config.poolDefaults, issues, (m) => this.logger.warn(m));
+    if (!config || issues.length) throw new DbManagerConfigError(issues, name);
+    this.config.connections[name] = config;
+    const work = this.open(config);
+    this.track(work);
+    try {
+      const connection = await work;
+      this.defaultName ??= name;
+      this.loop.watch(connection);
+      return connection;
+    } catch (error) {
+      await this.forget(name);
+      throw error;
+    }
+  }
+
+  /** Closes and forgets a connection. Removing the default is refused until another default is set. */
+  async remove(name: string): Promise<void> {
+    const connection = this.get(name);
+    if (name === this.defaultName && this.connections.size > 1) {
+      throw new DbManagerConfigError(
+        [{ path: `connections.${name}`, message: 'is the default connection; call setDefault() with another name before removing it' }],
+        name,
+      );
+    }
+    await this.forget(name);
+    await connection.close();
+  }
+
+  private async forget(name: string): Promise<void> {
+    const connection = this.connections.get(name);
+    if (!connection) return;
+    this.loop.unwatch(name);
+    this.connections.delete(name);
+    delete this.config.connections[name];
+    if (this.defaultName === name) this.defaultName = undefined;
+    for (const listener of this.listeners) listener.removed?.(connection);
+    await connection.close();
+  }
+
+  /** Pings every connection live, in parallel, each bounded by its own timeout. Never throws. */
+  async healthCheck(options: { timeout?: number } = {}): Promise<Record<string, ConnectionHealth>> {
+    const all = this.all();
+    const results = await Promise.all(all.map((c) => c.healthCheck(options)));
+    return Object.fromEntries(all.map((c, i) => [c.name, results[i]]));
+  }
+
+  /** Pool figures and health for every connection. */
+  stats(): DbManagerStats {
+    const connections = Object.fromEntries(this.all().map((c) => [c.name, c.stats()]));
+    const healthyCount = Object.values(connections).filter((s) => s.status === 'up').length;
+    return { totalConnections: this.connections.size, healthyCount, unhealthyCount: this.connections.size - healthyCount, connections };
+  }
+
+  /** Registers a listener for connections added and removed (called at once for those already there). */
+  onConnections(listener: ConnectionLifecycleListener): () => void {
+    this.listeners.add(listener);
+    for (const connection of this.connections.values()) listener.added?.(connection);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Keeps shutdown waiting for `work` (up to shutdown_timeout). */
+  track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work)).catch(() => undefined);
+    return work;
+  }
+
+  /**
+   * Stops the health loop, waits for tracked work up to shutdown_timeout, then closes every pool.
+   * Idempotent: a second call returns the first call's promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.loop.stop();
+      if (this.inFlight.size) {
+        await Promise.race([Promise.allSettled([...this.inFlight]), sleep(this.config.shutdownTimeout)]);
+      }
+      const all = this.all();
+      await Promise.allSettled(all.map((c) => c.close()));
+      for (const connection of all) for (const listener of this.listeners) listener.removed?.(connection);
+      this.connections.clear();
+      this.listeners.clear();
+    })();
+    return this.closing;
+  }
+
+  /** True once close() was called. */
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+}
+
+function isParsed(config: unknown): config is DbManagerConfig {
+  return isPlainObject(config) && typeof config.retryAttempts === 'number' && isPlainObject(config.connections) &&
+    Object.values(config.connections).every((c) => isPlainObject(c) && Array.isArray(c.explicit));
+}
+
