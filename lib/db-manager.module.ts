@@ -10,9 +10,11 @@ import {
   type Provider,
   type Type,
 } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import type { DbManagerConfig, DbManagerConfigInput } from './config/config.types';
 import { parseDbManagerConfig } from './config/parse-config';
 import { DbManagerConfigError } from './errors';
+import { DbHealthIndicator } from './health/db-health.indicator';
 import { DbManager } from './manager/db-manager';
 import { DbRequestContextMiddleware } from './request-context.middleware';
 import { DBMANAGER_CONFIG, getConnectionToken, getEntityManagerToken } from './tokens';
@@ -107,11 +109,18 @@ export class DbManagerModule implements NestModule {
         inject: [DBMANAGER_CONFIG],
       },
       DbManagerShutdown,
+      DbHealthIndicator,
       ...perName(undefined),
       ...names.flatMap(perName),
     ];
     const exported = providers.filter((p) => typeof p === 'object' && 'provide' in p && typeof p.provide === 'string').map((p) => (p as { provide: string }).provide);
-    return { module: DbManagerModule, global: isGlobal, imports, providers, exports: [DbManager, DBMANAGER_CONFIG, ...exported] };
+    return {
+      module: DbManagerModule,
+      global: isGlobal,
+      imports: [TerminusModule, ...imports],
+      providers,
+      exports: [DbManager, DbHealthIndicator, DBMANAGER_CONFIG, ...exported],
+    };
   }
 
   configure(consumer: MiddlewareConsumer): void {

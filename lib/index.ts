@@ -1,6 +1,7 @@
 export { DbManagerModule, type DbManagerModuleAsyncOptions, type DbManagerModuleOptions, type DbManagerOptionsFactory } from './db-manager.module';
 export { DbManager, type DbManagerStats } from './manager/db-manager';
 export { DbConnection } from './connection/db-connection';
+export { DbHealthIndicator, type DbHealthCheckOptions, type DbHealthDetails } from './health/db-health.indicator';
 export type { ConnectionHealth, ConnectionStats, ConnectionStatus } from './connection/connection.types';
 export { InjectConnection, InjectEntityManager } from './decorators';
 export { getConnectionToken, getEntityManagerToken, DBMANAGER_CONFIG } from './tokens';

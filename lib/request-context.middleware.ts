@@ -5,16 +5,23 @@ import { DbManager } from './manager/db-manager';
 
 /** Forks a connection's EntityManager the first time a request uses it, so unused connections cost nothing. */
 class LazyForks extends Map<string, EntityManager> {
+  // Forking asks the context for the current EntityManager again; during that, there is none yet.
+  private readonly forking = new Set<string>();
+
   constructor(private readonly manager: DbManager) {
     super();
   }
 
   override get(name: string): EntityManager | undefined {
     let em = super.get(name);
-    if (!em && this.manager.has(name)) {
-      em = this.manager.get(name).orm.em.fork({ useContext: true });
-      this.set(name, em);
+    if (em || this.forking.has(name) || !this.manager.has(name)) return em;
+    this.forking.add(name);
+    try {
+      em = this.manager.get(name).orm.em.fork({ useContext: true, disableContextResolution: true });
+    } finally {
+      this.forking.delete(name);
     }
+    this.set(name, em);
     return em;
   }
 }
