@@ -13,6 +13,6 @@ export default defineConfig({
     // Two cores: timing-sensitive tests and server-owning tests must not compete for them.
     fileParallelism: false,
     include: ['test/**/*.test.ts'],
-    reporters: ['default'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });

@@ -1,0 +1,153 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import {
+  ConnectionClosedError,
+  ConnectionNotFoundError,
+  DbManager,
+  DbManagerConfigError,
+  NoDefaultConnectionError,
+  NotMongoDatabaseError,
+} from '../../lib';
+
+const dir = mkdtempSync(join(tmpdir(), 'dbm-manager-'));
+let managers: DbManager[] = [];
+const track = (m: DbManager) => (managers.push(m), m);
+
+afterEach(async () => {
+  await Promise.all(managers.map((m) => m.close()));
+  managers = [];
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const sqliteAll = (db: unknown, sql: string) =>
+  new Promise<unknown[]>((resolve, reject) =>
+    (db as { all(s: string, cb: (e: Error | null, rows: unknown[]) => void): void }).all(sql, (e, rows) => (e ? reject(e) : resolve(rows))),
+  );
+
+describe('SQLite', () => {
+  it(':memory: keeps its data for the life of the connection, through every access path and idle time', async () => {
+    const m = track(await DbManager.create({ connections: { mem: { type: 'sqlite', filepath: ':memory:', conn_max_idle_time: '100ms' } } }));
+    const mem = m.get('mem');
+    await mem.knex().raw('create table kv (k text primary key, v text)');
+    await mem.knex()('kv').insert({ k: 'a', v: 'knex' });
+    await mem.em.fork().getConnection().execute("insert into kv values ('b', 'em')");
+    await mem.withNativeClient((db) => new Promise<void>((r, j) => (db as { run(s: string, cb: (e: Error | null) => void): void }).run("insert into kv values ('c', 'native')", (e) => (e ? j(e) : r()))));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await mem.withNativeClient((db) => sqliteAll(db, 'select k, v from kv order by k'))).toEqual([
+      { k: 'a', v: 'knex' },
+      { k: 'b', v: 'em' },
+      { k: 'c', v: 'native' },
+    ]);
+    expect(mem.stats()).toMatchObject({ max: 1, open: 1, idleClosed: 0, lifetimeClosed: 0 });
+  });
+
+  it('a file database is shared by all pooled connections', async () => {
+    const file = join(dir, 'shared.db');
+    const m = track(await DbManager.create({ connections: { file: { type: 'sqlite', filepath: file, max_open_conns: 3 } } }));
+    const db = m.get('file');
+    await db.knex().raw('create table t (x integer)');
+    await Promise.all(Array.from({ length: 9 }, (_, i) => db.knex()('t').insert({ x: i })));
+    const [{ n }] = (await db.knex().raw('select count(*) as n from t')) as { n: number }[];
+    expect(n).toBe(9);
+    expect(db.stats().open).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('DbManager', () => {
+  const two = () => ({
+    default_connection: 'b',
+    connections: {
+      a: { type: 'sqlite', filepath: ':memory:', tags: { tier: 'hot', region: 'eu' } },
+      b: { type: 'sqlite', filepath: ':memory:', default_orm: 'knex', tags: { tier: 'cold' } },
+    },
+  });
+
+  it('hands connections out by name, in config order, and finds them by tags', async () => {
+    const m = track(await DbManager.create(two()));
+    expect(m.names()).toEqual(['a', 'b']);
+    expect(m.get('a').name).toBe('a');
+    expect(m.getDefault().name).toBe('b');
+    expect(m.findByTags({ tier: 'hot' }).map((c) => c.name)).toEqual(['a']);
+    expect(m.findByTags({ tier: 'hot', region: 'us' })).toEqual([]);
+    expect(() => m.get('nope')).toThrow(ConnectionNotFoundError);
+    expect(() => m.get('nope')).toThrow('Connection "nope" is not registered (known: a, b)');
+    expect(() => m.get('a').mongo()).toThrow(NotMongoDatabaseError);
+  });
+
+  it('getDefaultDatabase follows default_orm, and setDefault moves it', async () => {
+    const m = track(await DbManager.create(two()));
+    const knex = m.getDefaultDatabase() as { raw(sql: string): Promise<unknown> };
+    expect(typeof knex.raw).toBe('function');
+    m.setDefault('a');
+    expect(m.getDefault().name).toBe('a');
+    expect(m.getDefaultDatabase()).toBe(m.get('a').em);
+    expect(() => m.setDefault('zzz')).toThrow(ConnectionNotFoundError);
+  });
+
+  it('defaults to the first connection when default_connection is not set', async () => {
+    const m = track(await DbManager.create({ connections: { first: { type: 'sqlite', filepath: ':memory:' }, second: { type: 'sqlite', filepath: ':memory:' } } }));
+    expect(m.getDefault().name).toBe('first');
+  });
+
+  it('adds and removes connections at runtime', async () => {
+    const m = track(await DbManager.create(two()));
+    const c = await m.add('extra', { type: 'sqlite', filepath: ':memory:', tags: { tier: 'hot' } });
+    expect(c.status).toBe('up');
+    expect(m.names()).toEqual(['a', 'b', 'extra']);
+    expect(m.findByTags({ tier: 'hot' }).map((x) => x.name)).toEqual(['a', 'extra']);
+    await expect(m.add('extra', { type: 'sqlite', filepath: ':memory:' })).rejects.toThrow(DbManagerConfigError);
+    await expect(m.add('bad', { type: 'sqlite' } as never)).rejects.toThrow(/connections\.bad\.filepath: is required/);
+    await m.remove('extra');
+    expect(c.status).toBe('closed');
+    expect(() => c.knex()).toThrow(ConnectionClosedError);
+    expect(m.names()).toEqual(['a', 'b']);
+    await expect(m.remove('extra')).rejects.toThrow(ConnectionNotFoundError);
+    await expect(m.remove('b')).rejects.toThrow(/is the default connection; call setDefault\(\) with another name/);
+    m.setDefault('a');
+    await m.remove('b');
+    expect(m.names()).toEqual(['a']);
+  });
+
+  it('inherits the manager pool defaults in add()', async () => {
+    const m = track(await DbManager.create({ max_open_conns: 3, connections: {} }));
+    expect(() => m.getDefault()).toThrow(NoDefaultConnectionError);
+    const c = await m.add('late', { type: 'sqlite', filepath: join(dir, 'late.db') });
+    expect(c.stats().max).toBe(3);
+    expect(m.getDefault().name).toBe('late');
+  });
+
+  it('reports stats and health for every connection', async () => {
+    const m = track(await DbManager.create(two()));
+    expect(await m.healthCheck()).toEqual({
+      a: { status: 'up', responseTimeMs: expect.any(Number) },
+      b: { status: 'up', responseTimeMs: expect.any(Number) },
+    });
+    const stats = m.stats();
+    expect(stats).toMatchObject({ totalConnections: 2, healthyCount: 2, unhealthyCount: 0 });
+    expect(Object.keys(stats.connections.a).sort()).toEqual(
+      [
+        'name', 'type', 'status', 'lastHealthCheck', 'lastError', 'open', 'inUse', 'idle', 'pending', 'max', 'waitCount', 'waitDurationMs',
+        'timeouts', 'lifetimeClosed', 'idleClosed', 'maxIdleClosed', 'reconnects',
+      ].sort(),
+    );
+    expect(stats.connections.a.lastHealthCheck).toMatch(/^\d{4}-\d\d-\d\dT/);
+  });
+
+  it('close() is idempotent and closes every connection', async () => {
+    const m = await DbManager.create(two());
+    const a = m.get('a');
+    await Promise.all([m.close(), m.close()]);
+    await m.close();
+    expect(a.status).toBe('closed');
+    expect(m.names()).toEqual([]);
+    expect(await a.healthCheck()).toMatchObject({ status: 'down', error: 'connection is closed' });
+  });
+
+  it('refuses MikroORM options that would bypass the managed pool', async () => {
+    await expect(DbManager.create({ connections: { x: { type: 'sqlite', filepath: ':memory:', mikro_orm: { driver: 'nope' } } } })).rejects.toThrow(
+      /connections\.x\.mikro_orm\.driver: is set by the library/,
+    );
+  });
+});
