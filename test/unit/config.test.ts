@@ -1,13 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { DbManagerConfigError, parseDbManagerConfig, parseDuration } from '../../lib';
+import { DbManagerConfigError, dbManagerYamlConfig, parseDbManagerConfig, parseDuration } from '../../lib';
 
-const seedYaml = () => {
-  // The seed README's YAML example, as it is.
-  const text = readFileSync(new URL('../../../shared/reference/seed-dbmanager-README.md', import.meta.url), 'utf8');
-  return parse(text.split('```yaml\n')[1].split('```')[0]);
-};
+// The seed README's YAML example, as it is.
+const seedYaml = () => parse(readFileSync(new URL('../fixtures/seed-config.yaml', import.meta.url), 'utf8'));
 
 function problems(input: unknown, env: NodeJS.ProcessEnv = {}): string[] {
   try {
@@ -49,6 +46,13 @@ describe('parseDbManagerConfig', () => {
     expect(config.connections['cache-db']).toMatchObject({ type: 'sqlite', filepath: '/var/lib/app/cache.db', maxOpenConns: 1, maxIdleConns: 1 });
     expect(config.connections.documents).toMatchObject({ type: 'mongodb', authSource: 'admin', port: 27017 });
     expect(warnings.some((w) => w.includes('default_orm "bun"'))).toBe(true);
+  });
+
+  it('dbManagerYamlConfig reads a YAML file (relative to the working directory) for @nestjs/config', () => {
+    const loaded = dbManagerYamlConfig('test/fixtures/seed-config.yaml')();
+    expect(Object.keys(loaded)).toEqual(['dbmanager']);
+    expect(loaded.dbmanager.max_open_conns).toBe(25);
+    expect(() => dbManagerYamlConfig('test/fixtures/missing.yaml')()).toThrow(/missing\.yaml: cannot be read \(ENOENT\)/);
   });
 
   it('accepts camelCase and snake_case alike, unwrapped or under dbmanager', () => {
