@@ -26,7 +26,10 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: str
   if (Array.isArray(value)) return value.map((item, i) => interpolateEnv(item, env, `${path}[${i}]`, issues));
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = interpolateEnv(item, env, path ? `${path}.${key}` : key, issues);
+    for (const [key, item] of Object.entries(value)) {
+      // defineProperty: a key named "__proto__" stays a key (and is reported) instead of replacing the prototype.
+      Object.defineProperty(out, key, { value: interpolateEnv(item, env, path ? `${path}.${key}` : key, issues), enumerable: true, writable: true, configurable: true });
+    }
     return out;
   }
   return value;

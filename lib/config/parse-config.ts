@@ -268,7 +268,7 @@ function checkValue(spec: FieldSpec, value: unknown): unknown {
       const tags: Record<string, string> = {};
       for (const [k, v] of Object.entries(value)) {
         if (!['string', 'number', 'boolean'].includes(typeof v)) return new Problem(`tag "${k}" must be a string, got ${describe(v)}`);
-        tags[k] = String(v);
+        Object.defineProperty(tags, k, { value: String(v), enumerable: true, writable: true, configurable: true });
       }
       return tags;
     }
