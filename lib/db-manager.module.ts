@@ -16,6 +16,7 @@ import { parseDbManagerConfig } from './config/parse-config';
 import { DbManagerConfigError } from './errors';
 import { DbHealthIndicator } from './health/db-health.indicator';
 import { DbManager } from './manager/db-manager';
+import { dbManagerMetricsProviders } from './metrics/db-manager-metrics';
 import { DbRequestContextMiddleware } from './request-context.middleware';
 import { DBMANAGER_CONFIG, getConnectionToken, getEntityManagerToken } from './tokens';
 
@@ -118,7 +119,8 @@ export class DbManagerModule implements NestModule {
       module: DbManagerModule,
       global: isGlobal,
       imports: [TerminusModule, ...imports],
-      providers,
+      // The metric providers stay private to this module (only the registry and /metrics see them).
+      providers: [...providers, ...dbManagerMetricsProviders()],
       exports: [DbManager, DbHealthIndicator, DBMANAGER_CONFIG, ...exported],
     };
   }

@@ -2,6 +2,8 @@ export { DbManagerModule, type DbManagerModuleAsyncOptions, type DbManagerModule
 export { DbManager, type DbManagerStats } from './manager/db-manager';
 export { DbConnection } from './connection/db-connection';
 export { DbHealthIndicator, type DbHealthCheckOptions, type DbHealthDetails } from './health/db-health.indicator';
+export { DbManagerMetrics, METRIC, DURATION_BUCKETS } from './metrics';
+export { TRACER_NAME, sanitizeSql, summarizeSql } from './tracing';
 export type { ConnectionHealth, ConnectionStats, ConnectionStatus } from './connection/connection.types';
 export { InjectConnection, InjectEntityManager } from './decorators';
 export { getConnectionToken, getEntityManagerToken, DBMANAGER_CONFIG } from './tokens';

@@ -8,6 +8,9 @@ import { ConnectionClosedError, NotMongoDatabaseError, NotSqlDatabaseError } fro
 import type { ConnectionEvents, ConnectionHealth, ConnectionStats, ConnectionStatus } from './connection.types';
 import { PoolCounters } from './pool-counters';
 import { errorMessage, secretRedactor } from './redact';
+import { logConnectionEvents, queryLog } from '../tracing/connection-log';
+import { ConnectionTracing, type SpanOutcome } from '../tracing/connection-tracing';
+import { combineQueryListeners, type QueryListener } from '../tracing/query-listener';
 
 /**
  * One named database connection: a MikroORM instance whose EntityManager, query builder and native client
@@ -30,10 +33,15 @@ export class DbConnection {
   private reconnectCount = 0;
   private inFlightPing?: Promise<ConnectionHealth>;
   private inFlightReconnect?: Promise<boolean>;
+  private closing?: Promise<void>;
   private readonly emitter = new EventEmitter();
   private readonly counters: PoolCounters;
   private readonly redact: (text: string) => string;
   private readonly logger: Logger;
+  /** Spans of this connection (`enable_tracing`), else undefined. */
+  private readonly tracing?: ConnectionTracing;
+  /** Told about every query (tracing, query logging); undefined when both are off, so no listener is attached. */
+  private readonly queries?: QueryListener;
 
   private constructor(
     /** The validated configuration (holds the password: never log it). */
@@ -50,6 +58,8 @@ export class DbConnection {
     this.redact = secretRedactor(config);
     this.logger = new Logger(`DbManager:${config.name}`);
     this.counters = counters;
+    this.tracing = config.enableTracing ? new ConnectionTracing(config.name, this.target) : undefined;
+    this.queries = combineQueryListeners(this.tracing?.startQuery, config.enableLogging ? queryLog(this.logger, this.target.dbSystem) : undefined);
     this.emitter.setMaxListeners(50);
   }
 
@@ -76,10 +86,12 @@ export class DbConnection {
       ensureDatabase: false,
       discovery: { warnWhenNoEntities: false, ...mikroOrm.discovery },
       driverOptions: mergeDriverOptions(mikroOrm.driverOptions, options.driverOptions),
-      debug: mikroOrm.debug ?? (config.enableLogging ? ['query', 'info'] : false),
+      // Queries are logged by our knex-level listener with literals masked (MikroORM's own query log would repeat them).
+      debug: mikroOrm.debug ?? (config.enableLogging ? ['info'] : false),
       logger: mikroOrm.logger ?? ((message: string) => logger.log(message)),
     } as Options);
     self = new DbConnection(config, driver, orm, counters);
+    if (config.enableLogging) logConnectionEvents(self, self.logger);
     for (const line of notApplicable) self.logger.warn(line);
     return self;
   }
@@ -131,7 +143,10 @@ export class DbConnection {
     this.assertOpen();
     if (this.driver.family !== 'sql') throw new NotSqlDatabaseError(this.name, this.type, 'withNativeClient()');
     try {
-      return await this.driver.withNativeClient(this.orm, this.orm.em, fn as (client: unknown) => Promise<T> | T);
+      const lend = fn as (client: unknown) => Promise<T> | T;
+      const queries = this.queries;
+      const watched = queries && this.driver.watchNativeClient ? (client: unknown) => lend(this.driver.watchNativeClient!(client, queries)) : lend;
+      return await this.driver.withNativeClient(this.orm, this.orm.em, watched);
     } catch (error) {
       if (error instanceof Error && error.message.startsWith('withNativeClient waited')) {
         error.message = `Connection "${this.name}": ${error.message}`;
@@ -145,10 +160,15 @@ export class DbConnection {
    * Throws the driver's error (the manager decides whether to retry).
    */
   async connect(): Promise<void> {
+    return this.traced('dbmanager.connect', () => this.connectOnce());
+  }
+
+  private async connectOnce(): Promise<void> {
     this.assertOpen();
-    await this.openPool();
     const started = performance.now();
     try {
+      // Inside the try: MongoDB reaches the server while opening its pool, and that failure is a "down" too.
+      await this.openPool();
       await this.driver.ping(this.orm, this.config.connectTimeout || this.config.healthCheckTimeout);
     } catch (error) {
       this.recordFailure(error);
@@ -169,18 +189,21 @@ export class DbConnection {
   async healthCheck(options: { timeout?: number } = {}): Promise<ConnectionHealth> {
     if (this.currentStatus === 'closed') return { status: 'down', responseTimeMs: 0, error: 'connection is closed' };
     const timeout = options.timeout ?? this.config.healthCheckTimeout;
-    this.inFlightPing ??= this.runPing(timeout).finally(() => (this.inFlightPing = undefined));
+    this.inFlightPing ??= this.traced('dbmanager.health_check', () => this.runPing(timeout), healthOutcome).finally(() => (this.inFlightPing = undefined));
     return this.inFlightPing;
   }
 
   private async runPing(timeout: number): Promise<ConnectionHealth> {
     const started = performance.now();
+    const wasDown = this.currentStatus === 'down';
     let result: ConnectionHealth;
     try {
       await this.openPool();
       await this.driver.ping(this.orm, timeout);
       result = { status: 'up', responseTimeMs: round(performance.now() - started) };
       this.recordSuccess(result.responseTimeMs);
+      // Whoever pinged (the loop, a reconnect attempt, /health), coming back from down is one reconnect.
+      if (wasDown && this.currentStatus === 'up') this.reconnectCount++;
     } catch (error) {
       result = { status: 'down', responseTimeMs: round(performance.now() - started), error: this.recordFailure(error) };
     }
@@ -191,17 +214,18 @@ export class DbConnection {
   /**
    * Brings a down connection back: a fresh ping through the pool (which replaces dead connections by itself);
    * the pool is rebuilt only when it is not open. One reconnect at a time; resolves true when up.
+   * Each call is one attempt (the `reconnect` event); `stats().reconnects` counts every return from down to up.
    */
   async reconnect(): Promise<boolean> {
     if (this.currentStatus === 'closed') return false;
-    this.inFlightReconnect ??= (async () => {
-      const wasDown = this.currentStatus !== 'up';
+    this.inFlightReconnect ??= this.traced('dbmanager.reconnect', async () => {
       const health = await this.healthCheck();
       const ok = health.status === 'up';
-      if (wasDown && ok) this.reconnectCount++;
-      this.emit('reconnect', ok ? 'success' : 'failure');
+      if (this.currentStatus !== 'closed') this.emit('reconnect', ok ? 'success' : 'failure');
       return ok;
-    })().finally(() => (this.inFlightReconnect = undefined));
+    }, (ok) => ({ attributes: { 'dbmanager.reconnect.result': ok ? 'success' : 'failure' }, error: ok ? undefined : this.lastFailure ?? 'still down' })).finally(
+      () => (this.inFlightReconnect = undefined),
+    );
     return this.inFlightReconnect;
   }
 
@@ -239,16 +263,45 @@ export class DbConnection {
     return () => this.emitter.off(event, listener as (...args: unknown[]) => void);
   }
 
-  /** Closes the pool. Idempotent; waits for a running ping or reconnect to settle first. */
-  async close(): Promise<void> {
-    if (this.currentStatus === 'closed') return;
+  /**
+   * Closes the pool. New work is refused at once; a running ping or reconnect settles first; connections lent out
+   * (in-flight queries, open transactions) get up to `drainMs` (0 = no wait) to come back, then are torn down.
+   * Idempotent: later calls return the first call's promise.
+   */
+  close(options: { drainMs?: number } = {}): Promise<void> {
+    this.closing ??= this.shutdown(options.drainMs ?? 0);
+    return this.closing;
+  }
+
+  private async shutdown(drainMs: number): Promise<void> {
     this.setStatus('closed');
     await Promise.allSettled([this.inFlightPing, this.inFlightReconnect]);
     if (this.poolOpen) {
+      await this.drain(drainMs);
       this.poolOpen = false;
+      const aborted = this.driver.abortInUse?.(this.orm, this.config) ?? 0;
+      if (aborted) {
+        this.logger.warn(
+          `${aborted} connection(s) still busy or connecting after ${Math.round(drainMs)} ms (shutdown_timeout): torn down, their queries fail`,
+        );
+      }
       await this.orm.close(true).catch((error) => this.logger.warn(`closing the pool failed: ${this.redact(errorMessage(error))}`));
     }
     this.emitter.removeAllListeners();
+  }
+
+  /** Waits until no pooled connection is lent out or waited for, for at most `ms`. */
+  private async drain(ms: number): Promise<void> {
+    const deadline = performance.now() + ms;
+    const busy = () => {
+      const gauges = this.driver.gauges(this.orm, this.config);
+      return gauges.inUse + gauges.pending > 0;
+    };
+    while (busy()) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, left)).unref());
+    }
   }
 
   /** Masks this connection's secrets in a text. */
@@ -256,12 +309,19 @@ export class DbConnection {
     return this.redact(text);
   }
 
+  /** Runs `fn` in a span when tracing is on; `outcome` marks a result that is a failure without a throw. */
+  private traced<T>(name: string, fn: () => Promise<T>, outcome?: (result: T) => SpanOutcome): Promise<T> {
+    return this.tracing ? this.tracing.span(name, fn, (error) => this.redact(errorMessage(error)), outcome) : fn();
+  }
+
   private async openPool(): Promise<void> {
     if (this.poolOpen) return;
     try {
-      await this.orm.em.getDriver().connect();
+      if (this.driver.open) await this.driver.open(this.orm, this.config, this.counters);
+      else await this.orm.em.getDriver().connect();
       this.poolOpen = true;
       this.driver.attach(this.orm, this.config, this.counters);
+      if (this.queries) this.driver.observeQueries?.(this.orm, this.queries);
     } catch (error) {
       await this.orm.close(true).catch(() => undefined);
       throw error;
@@ -299,6 +359,13 @@ export class DbConnection {
     if (this.currentStatus === 'closed') throw new ConnectionClosedError(this.name);
   }
 }
+
+function healthOutcome(result: ConnectionHealth): SpanOutcome {
+  return { attributes: { 'dbmanager.health.status': result.status }, error: result.error };
+}
+
+/** How often close() looks whether lent-out connections came back. */
+const DRAIN_POLL_MS = 10;
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;

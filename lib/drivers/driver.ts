@@ -1,5 +1,6 @@
 import type { EntityManager, MikroORM, Options } from '@mikro-orm/core';
 import type { ConnectionConfig, DatabaseType } from '../config/config.types';
+import type { QueryListener } from '../tracing/query-listener';
 
 /** Why the pool closed one of its connections. */
 export type CloseReason = 'idle' | 'lifetime' | 'max_idle' | 'broken' | 'shutdown';
@@ -61,17 +62,34 @@ export interface DbDriver {
   loadOrmDriver(connectionName: string): Promise<NonNullable<Options['driver']>>;
   ormOptions(config: ConnectionConfig, observer: PoolObserver): DerivedOrmOptions;
   target(config: ConnectionConfig): ConnectionTarget;
+  /**
+   * Opens the pool (default: MikroORM's own `connect()`). MongoDB builds its client here, so its pool listeners are
+   * on before the first connection; on failure it must leave nothing open.
+   */
+  open?(orm: MikroORM, config: ConnectionConfig, observer: PoolObserver): Promise<void>;
   /** Called after each (re)connect: the pool is new, so listeners go on again. */
   attach(orm: MikroORM, config: ConnectionConfig, observer: PoolObserver): void;
   gauges(orm: MikroORM, config: ConnectionConfig): PoolGauges;
   /** One round trip to the server, bounded by `timeoutMs`; a ping that times out is cancelled, not left queued. */
   ping(orm: MikroORM, timeoutMs: number): Promise<void>;
+  /**
+   * Shutdown, once shutdown_timeout is spent: tears down connections still lent out and connects still under way,
+   * so the pool closes at once; returns their count (0: nothing was stuck).
+   */
+  abortInUse?(orm: MikroORM, config: ConnectionConfig): number;
   /** Lends the raw driver client from the shared pool (or the current transaction's connection). */
   withNativeClient<T>(orm: MikroORM, em: EntityManager, fn: (client: unknown) => Promise<T> | T): Promise<T>;
   /** The query builder (SQL only). */
   knex?(orm: MikroORM): unknown;
   /** The MongoClient (MongoDB only). */
   mongo?(orm: MikroORM): unknown;
+  /**
+   * Reports every query the ORM and query builder run to `listener` (tracing, query logging); called after each
+   * (re)connect, like `attach`, and only when a listener exists, so a connection without them pays nothing.
+   */
+  observeQueries?(orm: MikroORM, listener: QueryListener): void;
+  /** Wraps a lent native client so the queries run on it reach `listener`, for that lend only. */
+  watchNativeClient?(client: unknown, listener: QueryListener): unknown;
   /** True for errors a retry cannot fix (bad password, unknown database). */
   isPermanentError(error: unknown): boolean;
 }

@@ -1,6 +1,8 @@
+import { Logger } from '@nestjs/common';
 import type { EntityManager, MikroORM, Options } from '@mikro-orm/core';
 import { TransactionContext } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
+import type { QueryDone, QueryListener } from '../tracing/query-listener';
 import type { CloseReason, DerivedOrmOptions, PoolGauges, PoolObserver } from './driver';
 
 /** A raw driver connection as knex's pool holds it, with the marks we put on it. */
@@ -16,6 +18,7 @@ interface TarnPool {
   min: number;
   max: number;
   free: { resource: PooledConnection; settle(): void }[];
+  used: { resource: PooledConnection }[];
   numUsed(): number;
   numFree(): number;
   numPendingAcquires(): number;
@@ -42,6 +45,10 @@ export interface KnexLike {
   client: KnexClient;
 }
 
+/** A ping's own short-lived connection (opened when the pool is saturated), per pool, until it is closed. */
+const ownPingConnections = new WeakMap<object, Promise<void>>();
+const noop = (): void => undefined;
+
 /** Longest timer Node accepts; stands for "no limit" where tarn needs a number. */
 const FOREVER = 2_147_483_647;
 const ATTACHED = Symbol('dbmanager.poolAttached');
@@ -62,6 +69,8 @@ export interface KnexDialectHooks {
   prepareConnection?(connection: PooledConnection, config: ConnectionConfig): Promise<void>;
   /** Tears down a connection's socket at once, so a hung query or ping stops holding it. */
   destroySocket(connection: PooledConnection): void;
+  /** Tears down every socket this connection's driver has open, connects under way included (shutdown's last resort). */
+  destroyAllSockets?(config: ConnectionConfig): void;
   /** The statement a health ping runs. */
   pingSql?: string;
 }
@@ -113,9 +122,12 @@ export function knexPoolOptions(config: ConnectionConfig, observer: PoolObserver
       return userPool.validate ? userPool.validate(connection) : true;
     },
   };
+  // Knex's own warnings ("Connection Error: …") go to the Nest logger at debug level: our status changes already say it at warn.
+  const logger = new Logger(`DbManager:${config.name}`);
+  const log = { warn: (m: unknown) => logger.debug(String(m)), error: (m: unknown) => logger.debug(String(m)), deprecate: () => undefined, debug: () => undefined };
   const options: Options = {
     pool: { min: pool.min, max: pool.max },
-    driverOptions: { ...userDriverOptions, pool: { ...userPool, ...pool } },
+    driverOptions: { log, ...userDriverOptions, pool: { ...userPool, ...pool } },
   };
   return { options, notApplicable };
 }
@@ -142,7 +154,8 @@ export function attachKnexPool(orm: MikroORM, config: ConnectionConfig, observer
   });
   pool.on('acquireFail', (eventId: number, error: Error) => {
     started.delete(eventId);
-    if (error?.name === 'TimeoutError') observer.acquireTimedOut();
+    // tarn's TimeoutError keeps the default Error name; its class name tells it apart from create errors.
+    if (error?.constructor?.name === 'TimeoutError') observer.acquireTimedOut();
   });
   pool.on('destroyRequest', (_eventId: number, connection: PooledConnection) => {
     const reason: CloseReason =
@@ -165,8 +178,27 @@ export function attachKnexPool(orm: MikroORM, config: ConnectionConfig, observer
   const destroy = pool.destroy.bind(pool);
   pool.destroy = () => {
     destroying = true;
-    return destroy();
+    // A ping's own connection is not the pool's: wait for it too, so closing leaves no socket behind.
+    return Promise.all([destroy(), ownPingConnections.get(pool)]).then(([result]) => result);
   };
+}
+
+/**
+ * Shutdown's last resort once shutdown_timeout is spent: tears down what would keep the pool from closing —
+ * connections still lent out (hung queries, open transactions; those fail) and connects still under way (a pending
+ * create or a ping's own connection waits for connect_timeout otherwise). Returns how many there were; 0 leaves the
+ * pool to close gracefully.
+ */
+export function abortKnexInUse(orm: MikroORM, hooks: KnexDialectHooks, config?: ConnectionConfig): number {
+  const pool = poolOf(orm);
+  if (!pool) return 0;
+  const connecting = pool.numPendingCreates() + (ownPingConnections.has(pool) ? 1 : 0);
+  for (const { resource } of pool.used) {
+    resource.__knex__disposed ??= 'aborted: the connection was closed at shutdown';
+    hooks.destroySocket(resource);
+  }
+  if (connecting && config) hooks.destroyAllSockets?.(config);
+  return pool.used.length + connecting;
 }
 
 /** Closes the longest-idle free connections beyond `maxIdle` (tarn keeps free connections oldest first). */
@@ -177,6 +209,56 @@ function trimIdle(pool: TarnPool, maxIdle: number): void {
     oldest.resource.__dbmClose = 'max_idle';
     void pool._destroy(oldest.resource);
   }
+}
+
+/** A knex query event's payload: `__knexQueryUid` is set on queries run through a builder or `raw` (not on our pings). */
+interface KnexQueryEvent {
+  __knexQueryUid?: string;
+  sql?: unknown;
+}
+
+interface KnexEvents {
+  on(event: 'query', listener: (query: KnexQueryEvent) => void): unknown;
+  on(event: 'query-response', listener: (response: unknown, query: KnexQueryEvent) => void): unknown;
+  on(event: 'query-error', listener: (error: unknown, query: KnexQueryEvent) => void): unknown;
+}
+
+const QUERIES_OBSERVED = Symbol('dbmanager.queriesObserved');
+/** Queries whose end never comes (a knex timeout without cancel emits nothing) are ended after this many newer ones. */
+const MAX_RUNNING_QUERIES = 1_000;
+
+/**
+ * Reports each query run through this knex instance (EntityManager and query builder alike) to `listener`, from
+ * knex's `query` / `query-response` / `query-error` events. Once per knex instance: a reconnect builds a new one.
+ */
+export function observeKnexQueries(orm: MikroORM, listener: QueryListener): void {
+  const knex = knexOf(orm) as KnexLike & KnexEvents & { [QUERIES_OBSERVED]?: boolean };
+  if (knex[QUERIES_OBSERVED]) return;
+  knex[QUERIES_OBSERVED] = true;
+  const running = new Map<string, QueryDone>();
+  const end = (query: KnexQueryEvent | undefined, error?: unknown) => {
+    const id = query?.__knexQueryUid;
+    const done = id === undefined ? undefined : running.get(id);
+    if (!done) return;
+    running.delete(id!);
+    done(error);
+  };
+  knex.on('query', (query) => {
+    if (typeof query?.__knexQueryUid !== 'string' || typeof query.sql !== 'string') return;
+    if (running.size >= MAX_RUNNING_QUERIES) {
+      const [oldest, done] = running.entries().next().value!;
+      running.delete(oldest);
+      done(new QueryOutcomeUnknownError());
+    }
+    running.set(query.__knexQueryUid, listener(query.sql));
+  });
+  knex.on('query-response', (_response, query) => end(query));
+  knex.on('query-error', (error, query) => end(query, error ?? new Error('query failed')));
+}
+
+/** Ends a query span whose result knex never reported. */
+class QueryOutcomeUnknownError extends Error {
+  override name = 'QueryOutcomeUnknownError';
 }
 
 export function knexPoolGauges(orm: MikroORM, config: ConnectionConfig, hooks: KnexDialectHooks): PoolGauges {
@@ -211,19 +293,20 @@ export async function pingKnex(orm: MikroORM, timeoutMs: number, hooks: KnexDial
     timer.unref();
   });
 
-  const run = async (): Promise<void> => {
-    if (saturated) {
-      const connecting = client.acquireRawConnection();
-      onTimeout = () => void connecting.then((c) => hooks.destroySocket(c), () => undefined);
-      const connection = await connecting;
-      onTimeout = () => hooks.destroySocket(connection);
-      try {
-        await client.query(connection, { sql, bindings: [], options: {} });
-      } finally {
-        void client.destroyRawConnection(connection).catch(() => undefined);
-      }
-      return;
+  // Its own connection may outlive a timed-out ping until connect_timeout (an opening socket cannot be reached):
+  // one at a time, so the server sees at most max + 1, and pool.destroy() waits for it.
+  const ownConnectionPing = async (): Promise<void> => {
+    const connecting = client.acquireRawConnection();
+    onTimeout = () => void connecting.then((c) => hooks.destroySocket(c), () => undefined);
+    const connection = await connecting;
+    onTimeout = () => hooks.destroySocket(connection);
+    try {
+      await client.query(connection, { sql, bindings: [], options: {} });
+    } finally {
+      await client.destroyRawConnection(connection).catch(() => undefined);
     }
+  };
+  const pooledPing = async (): Promise<void> => {
     const pending = pool.acquire();
     onTimeout = () => pending.abort();
     const connection = await pending.promise;
@@ -240,7 +323,15 @@ export async function pingKnex(orm: MikroORM, timeoutMs: number, hooks: KnexDial
       pool.release(connection);
     }
   };
-  const ping = run();
+  let ping: Promise<void>;
+  if (!saturated) ping = pooledPing();
+  else if (ownPingConnections.has(pool)) {
+    ping = Promise.reject(new Error("every pooled connection is busy and the previous ping's own connection is still waiting for the server"));
+  } else {
+    ping = ownConnectionPing();
+    const gone = ping.then(noop, noop).finally(() => ownPingConnections.delete(pool));
+    ownPingConnections.set(pool, gone);
+  }
   try {
     await Promise.race([ping, timeout]);
   } finally {
@@ -271,7 +362,7 @@ export async function withKnexNativeClient<T>(orm: MikroORM, em: EntityManager, 
     if ((error as Error).name === 'KnexTimeoutError') {
       throw new Error(
         `withNativeClient waited acquire_timeout for a pooled connection and none came free ` +
-          `(all ${client.pool?.max ?? '?'} in use). Inside a knex transaction, use that transaction instead of withNativeClient.`,
+          `(all ${client.pool?.max ?? '?'} in use): raise max_open_conns or acquire_timeout, and inside a knex transaction use that transaction instead.`,
         { cause: error },
       );
     }

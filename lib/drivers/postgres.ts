@@ -1,17 +1,21 @@
+import { Socket } from 'node:net';
 import type { MikroORM } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
 import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
 import {
+  abortKnexInUse,
   attachKnexPool,
   type KnexDialectHooks,
   knexOf,
   knexPoolGauges,
   knexPoolOptions,
+  observeKnexQueries,
   pingKnex,
   withKnexNativeClient,
 } from './knex-pool';
+import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 
 /** SQLSTATEs a retry cannot fix: bad credentials, no such database, not allowed to connect. */
 const PERMANENT_SQLSTATES = new Set(['28P01', '28000', '3D000', '42501']);
@@ -32,9 +36,27 @@ function sslOption(mode: string | undefined): false | { rejectUnauthorized: bool
   }
 }
 
+/** The sockets each connection's pg clients have open: the only handle on a connect still under way. */
+const openSockets = new WeakMap<ConnectionConfig, Set<Socket>>();
+
+/** pg's `stream` option: the plain socket pg would make itself (TLS wraps it later), remembered until it closes. */
+function trackedStream(config: ConnectionConfig): () => Socket {
+  const sockets = new Set<Socket>();
+  openSockets.set(config, sockets);
+  return () => {
+    const socket = new Socket();
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    return socket;
+  };
+}
+
 const hooks: KnexDialectHooks = {
   destroySocket(connection) {
     (connection as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  },
+  destroyAllSockets(config) {
+    for (const socket of openSockets.get(config) ?? []) socket.destroy();
   },
 };
 
@@ -58,6 +80,8 @@ export const postgresDriver: DbDriver = {
       application_name: config.applicationName,
       keepAlive: true,
     };
+    // A stream of the user's own is left alone (close() then waits for its connects to time out).
+    if (!userConnection.stream) connection.stream = trackedStream(config);
     if (config.connectTimeout) connection.connectionTimeoutMillis = config.connectTimeout;
     // The server cancels the statement and the connection stays usable (pg's client-side query_timeout would not).
     if (config.queryTimeout) connection.statement_timeout = config.queryTimeout;
@@ -70,7 +94,8 @@ export const postgresDriver: DbDriver = {
       port: config.port ?? 5432,
       user: config.user,
       password: config.password,
-      dbName: config.database,
+      // As libpq does: no database named means the one named after the user.
+      dbName: config.database ?? config.user ?? 'postgres',
       schema: config.schema,
       driverOptions: { ...driverOptions, connection },
     };
@@ -86,18 +111,21 @@ export const postgresDriver: DbDriver = {
   target(config) {
     return {
       dbSystem: 'postgresql',
-      namespace: config.database,
+      namespace: config.database ?? config.user ?? 'postgres',
       address: config.host,
       port: config.port ?? 5432,
-      display: describeTarget('postgres', { ...config, port: config.port ?? 5432 }),
+      display: describeTarget('postgres', { ...config, port: config.port ?? 5432, database: config.database ?? config.user ?? 'postgres' }),
     };
   },
 
   attach: (orm, config, observer) => attachKnexPool(orm, config, observer, hooks),
   gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
   ping: (orm: MikroORM, timeoutMs: number) => pingKnex(orm, timeoutMs, hooks),
+  abortInUse: (orm, config) => abortKnexInUse(orm, hooks, config),
   withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
   knex: (orm) => knexOf(orm),
+  observeQueries: (orm, listener) => observeKnexQueries(orm, listener),
+  watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, true), ['query']),
 
   isPermanentError(error) {
     const code = (error as { code?: unknown })?.code;

@@ -3,7 +3,8 @@ import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
 import { type DbDriver, importDriverPackage } from './driver';
-import { attachKnexPool, type KnexDialectHooks, knexOf, knexPoolGauges, knexPoolOptions, pingKnex, withKnexNativeClient } from './knex-pool';
+import { abortKnexInUse, attachKnexPool, type KnexDialectHooks, knexOf, knexPoolGauges, knexPoolOptions, observeKnexQueries, pingKnex, withKnexNativeClient } from './knex-pool';
+import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 
 interface Sqlite3Database {
   run(sql: string, callback: (error: Error | null) => void): void;
@@ -56,8 +57,12 @@ export const sqliteDriver: DbDriver = {
   attach: (orm, config, observer) => attachKnexPool(orm, config, observer, hooks),
   gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
   ping: (orm: MikroORM, timeoutMs: number) => pingKnex(orm, timeoutMs, hooks),
+  abortInUse: (orm, config) => abortKnexInUse(orm, hooks, config),
   withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
   knex: (orm) => knexOf(orm),
+  observeQueries: (orm, listener) => observeKnexQueries(orm, listener),
+  // sqlite3 reports the end of a statement only through its callback: calls without one run untraced.
+  watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, false), ['run', 'get', 'all', 'exec']),
 
   isPermanentError(error) {
     const code = (error as { code?: unknown })?.code;

@@ -211,7 +211,7 @@ export class DbManager {
     delete this.config.connections[name];
     if (this.defaultName === name) this.defaultName = undefined;
     for (const listener of this.listeners) listener.removed?.(connection);
-    await connection.close();
+    await connection.close({ drainMs: this.shutdownBudgetMs });
   }
 
   /** Pings every connection live, in parallel, each bounded by its own timeout. Never throws. */
@@ -243,22 +243,32 @@ export class DbManager {
   }
 
   /**
-   * Stops the health loop, waits for tracked work up to shutdown_timeout, then closes every pool.
+   * Stops the health loop, then waits up to shutdown_timeout for tracked work and for every pool's in-flight queries
+   * (connections lent out) to finish, then closes every pool (tearing down what is still in use).
    * Idempotent: a second call returns the first call's promise.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      const deadline = performance.now() + this.shutdownBudgetMs;
+      const left = () => Math.max(0, deadline - performance.now());
       await this.loop.stop();
       if (this.inFlight.size) {
-        await Promise.race([Promise.allSettled([...this.inFlight]), sleep(this.config.shutdownTimeout)]);
+        const settled = Promise.allSettled([...this.inFlight]);
+        await (Number.isFinite(deadline) ? Promise.race([settled, sleep(left())]) : settled);
       }
       const all = this.all();
-      await Promise.allSettled(all.map((c) => c.close()));
+      // Each pool gets what is left of shutdown_timeout for its in-flight queries, then is closed.
+      await Promise.allSettled(all.map((c) => c.close({ drainMs: left() })));
       for (const connection of all) for (const listener of this.listeners) listener.removed?.(connection);
       this.connections.clear();
       this.listeners.clear();
     })();
     return this.closing;
+  }
+
+  /** shutdown_timeout in ms; 0 disables the bound (wait for in-flight work however long it takes). */
+  private get shutdownBudgetMs(): number {
+    return this.config.shutdownTimeout || Number.POSITIVE_INFINITY;
   }
 
   /** True once close() was called. */

@@ -56,10 +56,17 @@ export class HealthLoop {
     this.unsubscribe.delete(name);
   }
 
-  /** One pass over every connection; resolves when all checks are done. */
+  /**
+   * One pass over every connection; resolves when all checks are done. A down one is tried too (as a reconnect
+   * attempt when auto-reconnect is on), so its status catches up within one interval whatever the backoff says.
+   */
   async tick(): Promise<void> {
     await Promise.all(
-      this.connections().map((connection) => (connection.status === 'up' ? connection.healthCheck() : undefined)),
+      this.connections().map((connection) => {
+        if (connection.status === 'up') return connection.healthCheck();
+        if (connection.status !== 'down') return undefined;
+        return this.settings.autoReconnect ? connection.reconnect() : connection.healthCheck();
+      }),
     );
   }
 

@@ -1,0 +1,172 @@
+import type { MikroORM } from '@mikro-orm/core';
+import type { ConnectionConfig } from '../config/config.types';
+import { describeTarget } from '../config/dsn';
+import { DriverNotInstalledError } from '../errors';
+import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
+import type { QueryListener } from '../tracing/query-listener';
+import {
+  abortKnexInUse,
+  attachKnexPool,
+  type KnexDialectHooks,
+  knexOf,
+  knexPoolGauges,
+  knexPoolOptions,
+  observeKnexQueries,
+  type PooledConnection,
+  pingKnex,
+  withKnexNativeClient,
+} from './knex-pool';
+import { withMethodsReplaced } from './native-watch';
+
+/** The slice of a tedious `Connection` this file uses. */
+interface TediousConnection extends PooledConnection {
+  /** Set once tedious has torn the connection down and emitted `end`. */
+  closed?: boolean;
+  close(): void;
+}
+
+/** Longest timer Node accepts; tedious needs a number where "no limit" is meant. */
+const FOREVER = 2_147_483_647;
+const BOUNDED_DESTROY = Symbol('dbmanager.boundedDestroy');
+/** DSN query parameters that become tedious options. */
+const DSN_OPTIONS = ['encrypt', 'trustServerCertificate', 'instanceName'];
+
+const hooks: KnexDialectHooks = {
+  // close() destroys the socket at once and fails the running request with ECLOSE (no round trip to a hung server).
+  destroySocket: (connection) => (connection as TediousConnection).close(),
+};
+
+/**
+ * knex destroys a tedious connection by calling close() and waiting for `end`; a connection the server already
+ * dropped has emitted `end` before, so knex waited for tarn's 5 s destroy timeout (and `orm.close()` with it).
+ */
+function boundDestroy(orm: MikroORM): void {
+  const client = knexOf(orm).client as unknown as {
+    destroyRawConnection(connection: TediousConnection): Promise<void>;
+    [BOUNDED_DESTROY]?: boolean;
+  };
+  if (client[BOUNDED_DESTROY]) return;
+  client[BOUNDED_DESTROY] = true;
+  const destroy = client.destroyRawConnection.bind(client);
+  client.destroyRawConnection = (connection) => (connection?.closed ? Promise.resolve() : destroy(connection));
+}
+
+/** A tedious Request as far as watching it goes: its SQL, and the callback tedious calls when it ends. */
+interface TediousRequest {
+  sqlTextOrProcedure?: unknown;
+  callback?: (error: unknown, ...rest: unknown[]) => unknown;
+}
+
+/** tedious takes a Request object (SQL and callback inside it), not SQL arguments: wrap the request's callback. */
+function watchRequests(listener: QueryListener) {
+  return (original: (this: unknown, ...args: unknown[]) => unknown) =>
+    function watched(this: unknown, ...args: unknown[]): unknown {
+      const request = args[0] as TediousRequest | undefined;
+      const callback = request?.callback;
+      if (!request || typeof request.sqlTextOrProcedure !== 'string' || typeof callback !== 'function') return original(...args);
+      const done = listener(request.sqlTextOrProcedure);
+      request.callback = function (this: unknown, error: unknown, ...rest: unknown[]) {
+        done(error ?? undefined);
+        return callback.call(this, error, ...rest);
+      };
+      return original(...args);
+    };
+}
+
+/** `sslmode`, else the DSN's `encrypt`/`trustServerCertificate`, as tedious options. */
+function tlsOptions(config: ConnectionConfig, notApplicable: string[]): Record<string, unknown> {
+  const fromDsn: Record<string, unknown> = {};
+  const { encrypt, trustServerCertificate } = config.dsnParams;
+  if (encrypt !== undefined) fromDsn.encrypt = encrypt === 'strict' ? 'strict' : encrypt === 'true';
+  if (trustServerCertificate !== undefined) fromDsn.trustServerCertificate = trustServerCertificate === 'true';
+  switch (config.sslmode) {
+    case undefined:
+      return fromDsn;
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      notApplicable.push(
+        `sslmode "${config.sslmode}" becomes encrypt: false: tedious still encrypts the login packet when the server offers TLS, and uses TLS throughout when the server requires it`,
+      );
+      return { encrypt: false };
+    case 'require':
+      return { encrypt: true, trustServerCertificate: true };
+    default:
+      if (config.sslmode === 'verify-ca') notApplicable.push('sslmode "verify-ca" is treated as "verify-full": tedious checks the host name too');
+      return { encrypt: true, trustServerCertificate: false };
+  }
+}
+
+export const mssqlDriver: DbDriver = {
+  type: 'mssql',
+  packageName: '@mikro-orm/mssql',
+  family: 'sql',
+
+  async loadOrmDriver(connectionName) {
+    const pkg = await importDriverPackage(() => import('@mikro-orm/mssql'));
+    if (!pkg) throw new DriverNotInstalledError(connectionName, 'mssql', this.packageName);
+    return pkg.MsSqlDriver;
+  },
+
+  ormOptions(config: ConnectionConfig, observer: PoolObserver) {
+    const derived = knexPoolOptions(config, observer, hooks);
+    const driverOptions = derived.options.driverOptions as Record<string, unknown>;
+    const userConnection = (driverOptions.connection ?? {}) as Record<string, unknown>;
+    // knex spreads `connection.options` last into tedious' options, so ours go there.
+    const options: Record<string, unknown> = {
+      ...(userConnection.options as object | undefined),
+      appName: config.applicationName,
+      // Bounds TCP connect, TLS and login: a server that accepts TCP and never answers fails after this.
+      connectTimeout: config.connectTimeout || FOREVER,
+      // tedious sends ATTENTION after this; the server cancels the statement and the connection stays usable. 0 = none.
+      requestTimeout: config.queryTimeout,
+      ...tlsOptions(config, derived.notApplicable),
+    };
+    if (config.dsnParams.instanceName) options.instanceName = config.dsnParams.instanceName;
+    derived.options = {
+      ...derived.options,
+      host: config.host,
+      port: config.port ?? 1433,
+      user: config.user,
+      password: config.password,
+      // The login's usual default database; MikroORM needs a name.
+      dbName: config.database ?? 'master',
+      schema: config.schema,
+      driverOptions: { ...driverOptions, connection: { ...userConnection, options } },
+    };
+    for (const key of Object.keys(config.dsnParams)) {
+      if (key !== 'application_name' && !DSN_OPTIONS.includes(key)) derived.notApplicable.push(`dsn parameter "${key}" is not used`);
+    }
+    return derived;
+  },
+
+  target(config) {
+    const port = config.port ?? 1433;
+    return {
+      dbSystem: 'microsoft.sql_server',
+      namespace: config.database ?? 'master',
+      address: config.host,
+      port,
+      display: describeTarget('mssql', { ...config, port, database: config.database ?? 'master' }),
+    };
+  },
+
+  attach(orm, config, observer) {
+    boundDestroy(orm);
+    attachKnexPool(orm, config, observer, hooks);
+  },
+  gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
+  ping: (orm: MikroORM, timeoutMs: number) => pingKnex(orm, timeoutMs, hooks),
+  abortInUse: (orm, config) => abortKnexInUse(orm, hooks, config),
+  withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
+  knex: (orm) => knexOf(orm),
+  observeQueries: (orm, listener) => observeKnexQueries(orm, listener),
+  watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchRequests(listener), ['execSql', 'execSqlBatch', 'callProcedure']),
+
+  isPermanentError(error) {
+    // Login failed (18456), or the database cannot be opened: tedious reports both as ELOGIN, flagging the
+    // transient ones (Azure failover, throttling) that a retry can fix.
+    const { code, isTransient } = (error ?? {}) as { code?: unknown; isTransient?: unknown };
+    return code === 'ELOGIN' && isTransient !== true;
+  },
+};

@@ -1,0 +1,137 @@
+import type { FactoryProvider, OnApplicationShutdown } from '@nestjs/common';
+import type { Counter, Gauge, Histogram, Metric } from 'prom-client';
+import type { DbConnection } from '../connection/db-connection';
+import { DbManager } from '../manager/db-manager';
+import { METRIC, POOL_STATES, RECONNECT_RESULTS } from './metric-names';
+import { adoptMetric, type GaugeReader, metricProviders, metricToken, releaseMetric } from './metric-providers';
+
+type MetricKey = keyof typeof METRIC;
+
+/** The metric objects, by key (willsoto providers resolve them). */
+export interface DbManagerMetricSet {
+  connectionsTotal: Gauge<string>;
+  status: Gauge<string>;
+  poolSize: Gauge<string>;
+  waitCount: Counter<string>;
+  waitDuration: Counter<string>;
+  reconnectAttempts: Counter<string>;
+  lifetimeClosed: Counter<string>;
+  idleClosed: Counter<string>;
+  maxIdleClosed: Counter<string>;
+  timeouts: Counter<string>;
+  healthCheckDuration: Histogram<string>;
+  acquireDuration: Histogram<string>;
+}
+
+interface Tracked {
+  connection: DbConnection;
+  labels: { name: string; type: string };
+  off: Array<() => void>;
+}
+
+/**
+ * One app's pool metrics: gauges read live at scrape time, counters and histograms recorded as each pool and health
+ * event happens. Connections with `enable_metrics: false` export nothing; a removed connection's series go away;
+ * on shutdown the metrics leave prom-client's registry.
+ */
+export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly stopWatching: () => void;
+  private stopped = false;
+
+  constructor(
+    manager: DbManager,
+    private readonly metrics: DbManagerMetricSet,
+  ) {
+    for (const key of Object.keys(METRIC) as MetricKey[]) adoptMetric(metrics[key] as Metric<string>, this);
+    this.stopWatching = manager.onConnections({ added: (c) => this.track(c), removed: (c) => this.untrack(c) });
+  }
+
+  readConnectionsTotal(gauge: Gauge<string>): void {
+    const byType = new Map<string, number>();
+    for (const { labels } of this.tracked.values()) byType.set(labels.type, (byType.get(labels.type) ?? 0) + 1);
+    for (const [type, count] of byType) gauge.set({ type }, count);
+  }
+
+  readStatus(gauge: Gauge<string>): void {
+    for (const { connection, labels } of this.tracked.values()) gauge.set(labels, connection.status === 'up' ? 1 : 0);
+  }
+
+  readPoolSize(gauge: Gauge<string>): void {
+    for (const { connection, labels } of this.tracked.values()) {
+      const g = connection.gauges();
+      const values: Record<(typeof POOL_STATES)[number], number> = { open: g.open, in_use: g.inUse, idle: g.idle, pending: g.pending, max: g.max };
+      for (const state of POOL_STATES) gauge.set({ ...labels, state }, values[state]);
+    }
+  }
+
+  /** Stops recording and unregisters the metrics (the last app out removes them from prom-client's registry). */
+  onApplicationShutdown(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopWatching();
+    for (const { connection } of [...this.tracked.values()]) this.untrack(connection);
+    for (const key of Object.keys(METRIC) as MetricKey[]) releaseMetric(this.metrics[key] as Metric<string>, METRIC[key], this);
+  }
+
+  private track(connection: DbConnection): void {
+    if (this.stopped || !connection.settings.enableMetrics || this.tracked.has(connection.name)) return;
+    const labels = { name: connection.name, type: connection.type };
+    const m = this.metrics;
+    // Counters start from what the connection counted before we were listening (startup), so they match stats().
+    const stats = connection.stats();
+    m.waitCount.inc(labels, stats.waitCount);
+    m.waitDuration.inc(labels, stats.waitDurationMs / 1000);
+    m.timeouts.inc(labels, stats.timeouts);
+    m.lifetimeClosed.inc(labels, stats.lifetimeClosed);
+    m.idleClosed.inc(labels, stats.idleClosed);
+    m.maxIdleClosed.inc(labels, stats.maxIdleClosed);
+    for (const result of RECONNECT_RESULTS) m.reconnectAttempts.inc({ ...labels, result }, 0);
+    m.healthCheckDuration.zero(labels);
+    m.acquireDuration.zero(labels);
+
+    const off = [
+      connection.on('acquire', (waitMs, waited) => {
+        m.acquireDuration.observe(labels, waitMs / 1000);
+        if (waited) {
+          m.waitCount.inc(labels);
+          m.waitDuration.inc(labels, waitMs / 1000);
+        }
+      }),
+      connection.on('acquireTimeout', () => m.timeouts.inc(labels)),
+      connection.on('closed', (reason) => {
+        if (reason === 'lifetime') m.lifetimeClosed.inc(labels);
+        else if (reason === 'idle') m.idleClosed.inc(labels);
+        else if (reason === 'max_idle') m.maxIdleClosed.inc(labels);
+      }),
+      connection.on('healthCheck', (result) => m.healthCheckDuration.observe(labels, result.responseTimeMs / 1000)),
+      connection.on('reconnect', (result) => m.reconnectAttempts.inc({ ...labels, result })),
+    ];
+    this.tracked.set(connection.name, { connection, labels, off });
+  }
+
+  private untrack(connection: DbConnection): void {
+    const tracked = this.tracked.get(connection.name);
+    if (!tracked || tracked.connection !== connection) return;
+    this.tracked.delete(connection.name);
+    for (const off of tracked.off) off();
+    const m = this.metrics;
+    const { labels } = tracked;
+    for (const metric of [m.waitCount, m.waitDuration, m.lifetimeClosed, m.idleClosed, m.maxIdleClosed, m.timeouts, m.healthCheckDuration, m.acquireDuration]) {
+      metric.remove(labels);
+    }
+    for (const result of RECONNECT_RESULTS) m.reconnectAttempts.remove({ ...labels, result });
+  }
+}
+
+/** The metric providers and the `DbManagerMetrics` that feeds them, for `DbManagerModule`. */
+export function dbManagerMetricsProviders(): Array<FactoryProvider | (typeof metricProviders)[number]> {
+  const keys = Object.keys(METRIC) as MetricKey[];
+  const service: FactoryProvider = {
+    provide: DbManagerMetrics,
+    useFactory: (manager: DbManager, ...resolved: Metric<string>[]) =>
+      new DbManagerMetrics(manager, Object.fromEntries(keys.map((key, i) => [key, resolved[i]])) as unknown as DbManagerMetricSet),
+    inject: [DbManager, ...keys.map((key) => metricToken(METRIC[key]))],
+  };
+  return [...metricProviders, service];
+}

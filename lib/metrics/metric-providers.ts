@@ -1,0 +1,82 @@
+import type { FactoryProvider, Provider } from '@nestjs/common';
+import { getToken, makeCounterProvider, makeGaugeProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
+import { type Gauge, type Metric, register } from 'prom-client';
+import { CONNECTION_LABELS, DURATION_BUCKETS, METRIC } from './metric-names';
+
+/** What a scrape asks of each app's metrics (one `DbManagerMetrics` per app). */
+export interface GaugeReader {
+  readConnectionsTotal(gauge: Gauge<string>): void;
+  readStatus(gauge: Gauge<string>): void;
+  readPoolSize(gauge: Gauge<string>): void;
+}
+
+/**
+ * Who reads each gauge. prom-client's registry is global and willsoto hands back an already registered metric by
+ * name, collect function and all: so a gauge's collect asks its current readers, never a closure over the first app.
+ */
+const readers = new WeakMap<object, Set<GaugeReader>>();
+
+/** `reader` starts answering `metric`'s scrapes. */
+export function adoptMetric(metric: Metric<string>, reader: GaugeReader): void {
+  const set = readers.get(metric) ?? new Set<GaugeReader>();
+  set.add(reader);
+  readers.set(metric, set);
+}
+
+/** `reader` stops; the last one out unregisters the metric from prom-client's registry, so the next app starts clean. */
+export function releaseMetric(metric: Metric<string>, name: string, reader: GaugeReader): void {
+  const set = readers.get(metric);
+  set?.delete(reader);
+  if (set?.size) return;
+  if (register.getSingleMetric(name) === metric) register.removeSingleMetric(name);
+}
+
+// willsoto's factories take PrometheusModule's options first, to apply customMetricPrefix; handing them none keeps
+// the contract's names whether or not the user's PrometheusModule is global or prefixed.
+function unprefixed(provider: Provider): FactoryProvider {
+  const made = provider as FactoryProvider;
+  return { provide: made.provide, useFactory: () => made.useFactory(undefined), inject: [] };
+}
+
+function gauge(name: string, help: string, labelNames: readonly string[], read: (reader: GaugeReader, gauge: Gauge<string>) => void): Provider {
+  return unprefixed(
+    makeGaugeProvider({
+      name,
+      help,
+      labelNames: [...labelNames],
+      collect(this: Gauge<string>) {
+        this.reset();
+        for (const reader of readers.get(this) ?? []) read(reader, this);
+      },
+    }),
+  );
+}
+
+function counter(name: string, help: string, labelNames: readonly string[] = CONNECTION_LABELS): Provider {
+  return unprefixed(makeCounterProvider({ name, help, labelNames: [...labelNames] }));
+}
+
+function histogram(name: string, help: string): Provider {
+  return unprefixed(makeHistogramProvider({ name, help, labelNames: [...CONNECTION_LABELS], buckets: DURATION_BUCKETS }));
+}
+
+/** The injection token of one of our metrics (willsoto's `getToken`, so `@InjectMetric(name)` finds it too). */
+export const metricToken = (name: string): string => getToken(name);
+
+/** Every metric of the contract, as willsoto providers (registered in prom-client's default registry). */
+export const metricProviders: Provider[] = [
+  gauge(METRIC.connectionsTotal, 'Connections registered, by database type (those with enable_metrics)', ['type'], (r, g) => r.readConnectionsTotal(g)),
+  gauge(METRIC.status, 'Connection health: 1 when up, 0 otherwise', CONNECTION_LABELS, (r, g) => r.readStatus(g)),
+  gauge(METRIC.poolSize, 'Pool connections by state: open, in_use, idle, pending (callers waiting), max', [...CONNECTION_LABELS, 'state'], (r, g) =>
+    r.readPoolSize(g),
+  ),
+  counter(METRIC.waitCount, 'Acquires that waited because every pooled connection was busy'),
+  counter(METRIC.waitDuration, 'Total time acquires waited for a pooled connection, in seconds'),
+  counter(METRIC.reconnectAttempts, 'Attempts to bring a down connection back, by result', [...CONNECTION_LABELS, 'result']),
+  counter(METRIC.lifetimeClosed, 'Connections closed for reaching conn_max_lifetime'),
+  counter(METRIC.idleClosed, 'Connections closed for being idle longer than conn_max_idle_time'),
+  counter(METRIC.maxIdleClosed, 'Connections closed because more than max_idle_conns were idle'),
+  counter(METRIC.timeouts, 'Acquires that gave up after acquire_timeout'),
+  histogram(METRIC.healthCheckDuration, 'Health check (ping) duration in seconds'),
+  histogram(METRIC.acquireDuration, 'Time to get a pooled connection, in seconds'),
+];
