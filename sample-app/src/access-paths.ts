@@ -23,6 +23,8 @@ export async function readThrough(connection: DbConnection, path: AccessPath): P
       return connection.em.getConnection().execute(sql);
     case 'knex': {
       const result = await connection.knex().raw(sql);
+      // mysql2 and the MariaDB connector answer [rows, fields]; pg { rows }; sqlite and tedious the rows.
+      if (connection.type === 'mysql' || connection.type === 'mariadb') return result[0];
       return Array.isArray(result) ? result : result.rows ?? result;
     }
     case 'native':
@@ -39,7 +41,28 @@ function nativeQuery(type: string, client: unknown, sql: string): Promise<unknow
       return new Promise((resolve, reject) =>
         (client as { all(sql: string, cb: (e: Error | null, rows: unknown[]) => void): void }).all(sql, (e, rows) => (e ? reject(e) : resolve(rows))),
       );
+    case 'mysql':
+    case 'mariadb':
+      // mysql2 (mysql) and the MariaDB connector (mariadb) both lend a callback-API connection.
+      return new Promise((resolve, reject) =>
+        (client as { query(sql: string, cb: (e: Error | null, rows: unknown) => void): void }).query(sql, (e, rows) => (e ? reject(e) : resolve(rows))),
+      );
+    case 'mssql':
+      return tediousQuery(client as import('tedious').Connection, sql);
     default:
       return Promise.reject(new Error(`no native example for ${type}`));
   }
+}
+
+/** tedious runs a Request and streams its rows; imported here so an app without SQL Server never loads it. */
+async function tediousQuery(connection: import('tedious').Connection, sql: string): Promise<Record<string, unknown>[]> {
+  const { Request } = await import('tedious');
+  return new Promise((resolve, reject) => {
+    const rows: Record<string, unknown>[] = [];
+    const request = new Request(sql, (error) => (error ? reject(error) : resolve(rows)));
+    request.on('row', (columns: Array<{ value: unknown; metadata: { colName: string } }>) =>
+      rows.push(Object.fromEntries(columns.map((c) => [c.metadata.colName, c.value]))),
+    );
+    connection.execSql(request);
+  });
 }

@@ -1,0 +1,218 @@
+import { Logger, type LoggerService } from '@nestjs/common';
+import { Connection as TediousConnection, Request } from 'tedious';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
+import { waitFor } from '../support/pg-activity';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { startTdsServer } from '../support/tds-server';
+
+// Through tedious, knex and MikroORM against the TDS wire server, or a real SQL Server when DBM_TEST_MSSQL_URL is set.
+// Stop/start goes through a TCP proxy in front of either, so the same story runs against both.
+const externalUrl = inject('mssqlUrl');
+const WIRE_PASSWORD = 'Passw0rd!';
+
+/** Runs one statement on a raw tedious connection and returns its rows by column name. */
+function nativeQuery(connection: TediousConnection, sql: string): Promise<Array<Record<string, unknown>>> {
+  return new Promise((resolve, reject) => {
+    const rows: Array<Record<string, unknown>> = [];
+    const request = new Request(sql, (error) => (error ? reject(error) : resolve(rows)));
+    request.on('row', (columns: Array<{ value: unknown; metadata: { colName: string } }>) =>
+      rows.push(Object.fromEntries(columns.map((c) => [c.metadata.colName, c.value]))),
+    );
+    connection.execSql(request);
+  });
+}
+
+describe('SQL Server (mssql)', () => {
+  let server: { host: string; port: number; user: string; password: string; database: string; close(): Promise<void> };
+  let proxy: TcpProxy;
+  let managers: DbManager[] = [];
+
+  /** Connection fields pointing at the proxy (default) or straight at the server. */
+  const fields = (extra: Record<string, unknown> = {}, direct = false) => ({
+    type: 'mssql',
+    host: direct ? server.host : proxy.host,
+    port: direct ? server.port : proxy.port,
+    user: server.user,
+    password: server.password,
+    database: server.database,
+    // The wire server offers no TLS; a real one gets the DSN's sslmode (default: tedious' login-only encryption).
+    ...(externalUrl ? { sslmode: 'require' } : {}),
+    ...extra,
+  });
+  async function open(extra: Record<string, unknown> = {}, manager: Record<string, unknown> = {}): Promise<DbConnection> {
+    const m = await DbManager.create({ retry_attempts: 1, ...manager, connections: { sql: fields(extra) } } as DbManagerConfigInput);
+    managers.push(m);
+    return m.get('sql');
+  }
+
+  beforeAll(async () => {
+    if (externalUrl) {
+      const u = new URL(externalUrl);
+      console.log(`[mssql.test] against the real SQL Server at ${u.hostname}:${u.port || 1433} (DBM_TEST_MSSQL_URL)`);
+      server = {
+        host: u.hostname,
+        port: Number(u.port || 1433),
+        user: decodeURIComponent(u.username),
+        password: decodeURIComponent(u.password),
+        database: decodeURIComponent(u.pathname.slice(1)) || u.searchParams.get('database') || 'master',
+        close: async () => undefined,
+      };
+    } else {
+      const tds = await startTdsServer({ user: 'sa', password: WIRE_PASSWORD });
+      server = { host: tds.host, port: tds.port, user: 'sa', password: WIRE_PASSWORD, database: 'master', close: () => tds.close() };
+    }
+    proxy = await startTcpProxy({ host: server.host, port: server.port });
+  });
+
+  afterEach(async () => {
+    await Promise.all(managers.map((m) => m.close()));
+    managers = [];
+    proxy.forward();
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    await server?.close();
+  });
+
+  it('connects and serves the EntityManager, Knex and a raw tedious connection from one pool', async () => {
+    const db = await open({ max_open_conns: 3 });
+    expect(db.status).toBe('up');
+    expect(await db.knex().raw('select 1 as x')).toEqual([{ x: 1 }]);
+    expect(await db.em.fork().getConnection().execute('select 2 as y')).toEqual([{ y: 2 }]);
+    const raw = await db.withNativeClient(async (c: TediousConnection) => {
+      expect(c).toBeInstanceOf(TediousConnection);
+      expect(db.stats()).toMatchObject({ inUse: 1, max: 3 });
+      return nativeQuery(c, 'select 3 as z');
+    });
+    expect(raw).toEqual([{ z: 3 }]);
+    expect(await db.em.fork().transactional((em) => em.getConnection().execute('select 4 as t'))).toEqual([{ t: 4 }]);
+    expect((await db.healthCheck()).status).toBe('up');
+    expect(() => db.mongo()).toThrow(NotMongoDatabaseError);
+  });
+
+  it('enable_logging: statements of Knex and of the lent tedious connection are logged with literals masked', async () => {
+    const lines: string[] = [];
+    const keep = (m: unknown) => void lines.push(String(m));
+    const capture: LoggerService = { log: keep, warn: keep, debug: keep, error: keep, verbose: keep };
+    Logger.overrideLogger(capture);
+    try {
+      const db = await open({ enable_logging: true });
+      await db.knex().raw('select 41 as knex_answer');
+      expect(await db.withNativeClient((c: TediousConnection) => nativeQuery(c, 'select 42 as native_answer'))).toEqual([{ native_answer: 42 }]);
+      expect(lines).toContainEqual(expect.stringMatching(/^query [\d.]+ ms: select \? as knex_answer$/));
+      expect(lines).toContainEqual(expect.stringMatching(/^query [\d.]+ ms: select \? as native_answer$/));
+      expect(lines.join('\n')).not.toMatch(/41|42|Passw0rd/);
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
+  });
+
+  it('config fields become tedious options', async () => {
+    const db = await open({ application_name: 'dbm-sql', connect_timeout: '4s', query_timeout: '9s' });
+    const options = await db.withNativeClient((c: TediousConnection) => (c as unknown as { config: { options: Record<string, unknown> } }).config.options);
+    expect(options).toMatchObject({ appName: 'dbm-sql', connectTimeout: 4_000, requestTimeout: 9_000, database: server.database });
+  });
+
+  it('pool figures move: open, in use, idle and waits, never more than max_open_conns', async () => {
+    const db = await open({ max_open_conns: 3 });
+    let peakInUse = 0;
+    db.on('acquire', () => (peakInUse = Math.max(peakInUse, db.stats().inUse)));
+    await Promise.all(Array.from({ length: 12 }, () => db.knex().raw("waitfor delay '00:00:00.05'")));
+    const stats = db.stats();
+    expect(peakInUse).toBe(3);
+    expect(stats).toMatchObject({ open: 3, inUse: 0, idle: 3, pending: 0, max: 3 });
+    expect(stats.waitCount).toBeGreaterThan(0);
+    expect(stats.waitDurationMs).toBeGreaterThan(0);
+    expect(proxy.openSockets).toBe(3);
+  });
+
+  it('query_timeout becomes tedious requestTimeout: the statement is cancelled and the connection stays usable', async () => {
+    const db = await open({ max_open_conns: 1, query_timeout: '300ms' });
+    const started = performance.now();
+    await expect(db.knex().raw("waitfor delay '00:00:05'")).rejects.toMatchObject({ code: 'ETIMEOUT' });
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(await db.knex().raw('select 1 as x')).toEqual([{ x: 1 }]);
+  });
+
+  it('bounds a connect to a server that accepts TCP and never answers by connect_timeout (tedious connectTimeout)', async () => {
+    proxy.blackhole();
+    const started = performance.now();
+    const error = (await DbManager.create({ retry_attempts: 1, connections: { sql: fields({ connect_timeout: '500ms' }) } } as DbManagerConfigInput).catch(
+      (e: unknown) => e,
+    )) as Error;
+    const elapsed = performance.now() - started;
+    expect(error.name).toBe('ConnectionFailedError');
+    expect(elapsed).toBeGreaterThan(450);
+    expect(elapsed).toBeLessThan(2_500);
+    // tedious' own timer, not only the ping's: the socket it opened is gone soon after.
+    await waitFor(() => proxy.openSockets === 0, 2_000, 'no socket left to the black hole');
+  });
+
+  it('a ping to a hung server times out, is cancelled and does not pile up', async () => {
+    const db = await open({ max_open_conns: 2, connect_timeout: '1s' });
+    proxy.blackhole();
+    for (let i = 0; i < 5; i++) {
+      const started = performance.now();
+      const health = await db.healthCheck({ timeout: 300 });
+      expect(health.status).toBe('down');
+      expect(performance.now() - started).toBeLessThan(1_200);
+    }
+    expect(db.stats().pending).toBe(0);
+    // At most the pool's max plus the ping's own short-lived connection ever reach the server.
+    expect(proxy.openSockets).toBeLessThanOrEqual(3);
+    proxy.forward();
+    // A connect already waiting on the black hole holds its pool slot until connect_timeout; then pings get through.
+    await waitFor(async () => (await db.healthCheck({ timeout: 500 })).status === 'up', 5_000, 'health up after the network heals');
+  });
+
+  it('server stopped: health is down with the real cause; started: up again; close() is quick and leaves no socket', async () => {
+    const db = await open({ max_open_conns: 3, connect_timeout: '1s' });
+    await Promise.all([1, 2, 3].map(() => db.knex().raw("waitfor delay '00:00:00.05'")));
+    expect(db.stats().open).toBe(3);
+
+    const port = proxy.port;
+    await proxy.close();
+    const down = await db.healthCheck({ timeout: 2_000 });
+    expect(down.status).toBe('down');
+    expect(down.error).toMatch(/ECONNREFUSED|ECONNRESET|ESOCKET|ECLOSE|Connection lost|closed/i);
+    expect(db.stats()).toMatchObject({ status: 'down' });
+    expect(db.stats().lastError).toBe(down.error);
+
+    proxy = await startTcpProxy({ host: server.host, port: server.port }, { port });
+    expect(await db.healthCheck({ timeout: 2_000 })).toMatchObject({ status: 'up' });
+    expect(await db.knex().raw('select 1 as x')).toEqual([{ x: 1 }]);
+    expect(db.stats().reconnects).toBe(1);
+
+    // Connections the server dropped have emitted `end` already; closing must not wait tarn's 5 s destroy timeout.
+    await proxy.close();
+    proxy = await startTcpProxy({ host: server.host, port: server.port }, { port });
+    const started = performance.now();
+    await managers.pop()!.close();
+    expect(performance.now() - started).toBeLessThan(1_000);
+    await waitFor(() => proxy.openSockets === 0, 2_000, 'every socket closed after close()');
+  });
+
+  it('fails at once, without retrying, on a wrong password (ELOGIN, 18456) — and never shows the password', async () => {
+    const before = proxy.openSockets;
+    const started = performance.now();
+    const error = (await DbManager.create({
+      retry_attempts: 5,
+      retry_delay: '1s',
+      connections: { sql: fields({ password: 'wrong-Pa55word' }) },
+    } as DbManagerConfigInput).catch((e: unknown) => e)) as Error & { attempts: number };
+    expect(performance.now() - started).toBeLessThan(900);
+    expect(error.name).toBe('ConnectionFailedError');
+    expect(error.attempts).toBe(1);
+    expect(error.message).toMatch(/Login failed for user.*ELOGIN/);
+    expect(error.message).not.toContain('wrong-Pa55word');
+    await waitFor(() => proxy.openSockets === before, 2_000, 'the failed login socket to close');
+  });
+
+  it.skipIf(!externalUrl)('application_name reaches the server as the program name (real server only)', async () => {
+    const db = await open({ application_name: 'dbm-mssql-test' });
+    expect(await db.knex().raw('select app_name() as app')).toEqual([{ app: 'dbm-mssql-test' }]);
+  });
+  if (!externalUrl) console.log('[mssql.test] application_name check skipped: the TDS wire server does not report the program name');
+});

@@ -1,0 +1,201 @@
+import mysql from 'mysql2/promise';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
+import { mariadbUrlOrSkipReason } from '../support/mariadb';
+import { waitFor } from '../support/pg-activity';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+
+// Both MySQL-family types against the real MariaDB the machines run (DBM_TEST_MARIADB_URL).
+const { url, reason } = mariadbUrlOrSkipReason();
+if (reason) console.log(`[mysql.test] skipped: ${reason}`);
+
+/** A callback-style raw connection, as both mysql2 and the MariaDB connector lend it. */
+interface CallbackConnection {
+  query(sql: string, callback: (error: Error | null, rows: unknown) => void): void;
+}
+const nativeQuery = (c: CallbackConnection, sql: string) => new Promise((resolve, reject) => c.query(sql, (e, rows) => (e ? reject(e) : resolve(rows))));
+
+const PASSWORD = 'Dbm-test-Pa55!';
+
+describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB', (type) => {
+  const server = url ? new URL(url) : new URL('mysql://127.0.0.1');
+  const host = server.hostname;
+  const port = Number(server.port || 3306);
+  const database = `dbm_${type}_${process.pid}`;
+  // A user of its own, so information_schema.processlist shows exactly this test's connections.
+  const user = `dbm_${type}_${process.pid}`;
+  let admin: mysql.Connection;
+  let managers: DbManager[] = [];
+
+  const fields = (extra: Record<string, unknown> = {}) => ({ type, host, port, user, password: PASSWORD, database, ...extra });
+  async function open(extra: Record<string, unknown> = {}, manager: Record<string, unknown> = {}): Promise<DbConnection> {
+    const m = await DbManager.create({ retry_attempts: 1, ...manager, connections: { db: fields(extra) } } as DbManagerConfigInput);
+    managers.push(m);
+    return m.get('db');
+  }
+  const serverConnections = async () => {
+    const [rows] = await admin.query('select count(*) as n from information_schema.processlist where user = ?', [user]);
+    return Number((rows as Array<{ n: number }>)[0].n);
+  };
+
+  beforeAll(async () => {
+    admin = await mysql.createConnection(url!);
+    await admin.query(`create database if not exists \`${database}\``);
+    await admin.query(`create user if not exists '${user}'@'%' identified by '${PASSWORD}'`);
+    await admin.query(`grant all on \`${database}\`.* to '${user}'@'%'`);
+  });
+
+  afterEach(async () => {
+    await Promise.all(managers.map((m) => m.close()));
+    managers = [];
+  });
+
+  afterAll(async () => {
+    if (!admin) return;
+    await admin.query(`drop user if exists '${user}'@'%'`);
+    await admin.query(`drop database if exists \`${database}\``);
+    await admin.end();
+  });
+
+  it('EM, Knex and the native client share one pool: 60 concurrent jobs never open more than max_open_conns', async () => {
+    const db = await open({ max_open_conns: 4 });
+    let peak = 0;
+    let done = false;
+    const sampling = (async () => {
+      while (!done) {
+        peak = Math.max(peak, await serverConnections());
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const jobs = Array.from({ length: 60 }, (_, i) => {
+      switch (i % 3) {
+        case 0:
+          return db.em.fork().getConnection().execute('select sleep(0.02) as s, 1 as one');
+        case 1:
+          return db.knex().raw('select sleep(0.02) as s, 2 as two');
+        default:
+          return db.withNativeClient((c: CallbackConnection) => nativeQuery(c, 'select sleep(0.02) as s, 3 as three'));
+      }
+    });
+    await Promise.all(jobs).finally(() => (done = true));
+    await sampling;
+    console.log(`[mysql.test] ${type}: 60 jobs (EM, Knex, native) with max_open_conns 4 → peak ${peak} server connections`);
+    expect(peak).toBeGreaterThan(1);
+    expect(peak).toBeLessThanOrEqual(4);
+    const stats = db.stats();
+    expect(stats).toMatchObject({ max: 4, inUse: 0, pending: 0, status: 'up' });
+    expect(stats.open).toBeLessThanOrEqual(4);
+    expect(stats.idle).toBe(stats.open);
+    expect(stats.waitCount).toBeGreaterThan(0);
+    expect(stats.waitDurationMs).toBeGreaterThan(0);
+  });
+
+  it('lends the raw connection and counts it in use while lent', async () => {
+    const db = await open({ max_open_conns: 2 });
+    const seen = await db.withNativeClient(async (c: CallbackConnection) => {
+      expect(db.stats()).toMatchObject({ inUse: 1, max: 2 });
+      return nativeQuery(c, 'select current_user() as u');
+    });
+    expect(JSON.stringify(seen)).toContain(user);
+    expect(db.stats()).toMatchObject({ inUse: 0, idle: db.stats().open });
+  });
+
+  if (type === 'mariadb') console.log('[mysql.test] mariadb: program_name check skipped: the MariaDB connector keeps its options private, and this server has performance_schema off');
+  it.skipIf(type !== 'mysql')('application_name goes to the server as the program_name connection attribute (mysql2)', async () => {
+    const db = await open({ application_name: 'dbm-orders', connect_timeout: '4s' });
+    const config = await db.withNativeClient((c: unknown) => (c as { config: { connectAttributes: Record<string, string>; connectTimeout: number } }).config);
+    expect(config.connectAttributes.program_name).toBe('dbm-orders');
+    expect(config.connectTimeout).toBe(4_000);
+  });
+
+  it('query_timeout: the server stops a longer statement and the connection stays usable', async () => {
+    const db = await open({ max_open_conns: 1, query_timeout: '300ms' });
+    const [{ t }] = (await db.knex().raw('select @@max_statement_time as t'))[0];
+    expect(Number(t)).toBeCloseTo(0.3, 3);
+    const started = performance.now();
+    await expect(db.knex().raw('select * from information_schema.tables a, information_schema.tables b, information_schema.tables c')).rejects.toMatchObject({
+      errno: 1969,
+    });
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect((await db.knex().raw('select 1 as ok'))[0][0].ok).toBe(1);
+  });
+
+  it('fails at once, without retrying, on a wrong password (1045) — and never shows the password', async () => {
+    const started = performance.now();
+    const error = (await DbManager.create({
+      retry_attempts: 5,
+      retry_delay: '1s',
+      connections: { db: fields({ password: 'wrong-Pa55word' }) },
+    } as DbManagerConfigInput).catch((e: unknown) => e)) as Error & { attempts: number };
+    expect(performance.now() - started).toBeLessThan(900);
+    expect(error.name).toBe('ConnectionFailedError');
+    expect(error.attempts).toBe(1);
+    expect(error.message).toMatch(/Access denied.*ER_ACCESS_DENIED_ERROR/);
+    expect(error.message).not.toContain('wrong-Pa55word');
+  });
+
+  it('fails at once on an unknown database (1049)', async () => {
+    const error = (await DbManager.create({
+      retry_attempts: 5,
+      retry_delay: '1s',
+      connections: { db: { type, host, port, user: server.username || 'root', password: server.password || undefined, database: 'dbm_no_such_db' } },
+    } as DbManagerConfigInput).catch((e: unknown) => e)) as Error & { attempts: number };
+    expect(error.attempts).toBe(1);
+    expect(error.message).toMatch(/Unknown database.*ER_BAD_DB_ERROR/);
+  });
+
+  it('mongo() is refused with NotMongoDatabaseError', async () => {
+    const db = await open();
+    expect(() => db.mongo()).toThrow(NotMongoDatabaseError);
+  });
+
+  describe('through a TCP proxy', () => {
+    let proxy: TcpProxy;
+
+    beforeAll(async () => {
+      proxy = await startTcpProxy({ host, port });
+    });
+    afterAll(async () => {
+      await proxy.close();
+    });
+
+    it('bounds a connect to a server that never answers by connect_timeout, and leaves no socket', async () => {
+      proxy.blackhole();
+      try {
+        const started = performance.now();
+        await expect(
+          DbManager.create({ retry_attempts: 1, connections: { db: fields({ host: proxy.host, port: proxy.port, connect_timeout: '500ms' }) } } as DbManagerConfigInput),
+        ).rejects.toThrow(/timeout|timed out/i);
+        const elapsed = performance.now() - started;
+        expect(elapsed).toBeGreaterThan(450);
+        expect(elapsed).toBeLessThan(3_000);
+        await waitFor(() => proxy.openSockets === 0, 3_000, 'no socket left to the black hole');
+      } finally {
+        proxy.forward();
+      }
+    });
+
+    it('server gone: health goes down with the cause; server back: up again, and close() leaves no socket', async () => {
+      const db = await open({ host: proxy.host, port: proxy.port, max_open_conns: 3, connect_timeout: '1s' });
+      await Promise.all([1, 2, 3].map(() => db.knex().raw('select sleep(0.05)')));
+      expect(db.stats().open).toBe(3);
+
+      const proxyPort = proxy.port;
+      await proxy.close();
+      const down = await db.healthCheck({ timeout: 2_000 });
+      expect(down.status).toBe('down');
+      expect(down.error).toMatch(/ECONNREFUSED|ECONNRESET|closed|PROTOCOL_CONNECTION_LOST|socket/i);
+      expect(db.status).toBe('down');
+
+      proxy = await startTcpProxy({ host, port }, { port: proxyPort });
+      const up = await db.healthCheck({ timeout: 2_000 });
+      expect(up).toMatchObject({ status: 'up' });
+      expect((await db.knex().raw('select 1 as ok'))[0][0].ok).toBe(1);
+
+      const started = performance.now();
+      await managers.pop()!.close();
+      expect(performance.now() - started).toBeLessThan(1_500);
+      await waitFor(() => proxy.openSockets === 0, 3_000, 'every socket closed after close()');
+    });
+  });
+});
