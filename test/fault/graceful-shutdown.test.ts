@@ -1,0 +1,119 @@
+import type { Knex } from 'knex';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { DbManager, type DbManagerConfigInput } from '../../lib';
+import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
+import { startHealthApp, waitFor } from '../support/health-app';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+
+// Shutdown: in-flight queries get up to shutdown_timeout to finish before the pools close; what still runs after
+// that is cancelled, so shutdown is bounded; close() is idempotent and safe while a reconnect is under way.
+const MARGIN_MS = 400;
+
+let pg: TestPostgres;
+let proxy: TcpProxy;
+beforeAll(async () => {
+  pg = await startTestPostgres();
+  proxy = await startTcpProxy({ host: pg.host, port: pg.port });
+});
+afterAll(async () => {
+  await proxy?.close();
+  await pg?.close();
+});
+
+/** One connection through the proxy, so the test can see every socket it opens. */
+function config(shutdownTimeout: number | string, extra: Record<string, unknown> = {}, managerExtra: Record<string, unknown> = {}): DbManagerConfigInput {
+  return {
+    ...managerExtra,
+    shutdown_timeout: shutdownTimeout,
+    connections: {
+      primary: { type: 'postgres', dsn: `postgres://${pg.user}:${pg.password}@${proxy.host}:${proxy.port}/${pg.database}`, max_open_conns: 4, ...extra },
+    },
+  };
+}
+
+describe('fault: graceful shutdown', () => {
+  it('lets in-flight queries and transactions finish before the pool closes', async () => {
+    const manager = await DbManager.create(config('5s'));
+    const knex = manager.get('primary').knex<Knex>();
+    const query = knex.raw('select pg_sleep(0.6), 42 as answer').then((r) => r); // a builder runs once awaited
+    const transaction = knex.transaction(async (trx) => {
+      await trx.raw('select pg_sleep(0.4)');
+      return (await trx.raw('select 7 as seven')).rows[0].seven as number;
+    });
+    await waitFor(() => manager.get('primary').gauges().inUse === 2, 1_000, 'both at work');
+
+    const started = performance.now();
+    await manager.close();
+    const closeMs = Math.round(performance.now() - started);
+    console.log(`[fault:shutdown] close() with a 600 ms query and a 400 ms transaction in flight: ${closeMs} ms (shutdown_timeout 5 s)`);
+    expect((await query).rows[0].answer).toBe(42);
+    expect(await transaction).toBe(7);
+    expect(closeMs).toBeGreaterThanOrEqual(450);
+    expect(closeMs).toBeLessThan(600 + MARGIN_MS);
+    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
+  });
+
+  it('cancels what still runs at shutdown_timeout, so shutdown is bounded', async () => {
+    const manager = await DbManager.create(config(500));
+    const knex = manager.get('primary').knex<Knex>();
+    const stuck = knex.raw('select pg_sleep(20)').then(() => 'finished', (error: unknown) => error as Error);
+    await waitFor(() => manager.get('primary').gauges().inUse === 1, 1_000, 'the query at work');
+
+    const started = performance.now();
+    await manager.close();
+    const closeMs = Math.round(performance.now() - started);
+    const outcome = await stuck;
+    console.log(`[fault:shutdown] close() with a 20 s query in flight and shutdown_timeout 500 ms: ${closeMs} ms; the query: ${String(outcome)}`);
+    expect(outcome).toBeInstanceOf(Error);
+    expect(closeMs).toBeGreaterThanOrEqual(450);
+    expect(closeMs).toBeLessThan(500 + MARGIN_MS);
+    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
+  });
+
+  it('is idempotent, and safe while a reconnect is under way', async () => {
+    // Backoff of a few ms: the reconnect loop spends nearly all its time inside an attempt (a 300 ms ping).
+    const manager = await DbManager.create(config('2s', { health_check_timeout: '300ms' }, { retry_delay: '1ms', retry_max_delay: '5ms' }));
+    const connection = manager.get('primary');
+    const attempts: string[] = [];
+    connection.on('reconnect', (result) => attempts.push(result));
+    proxy.blackhole(); // every reconnect attempt now hangs until its health_check_timeout
+    onTestFinished(() => proxy.forward());
+    await connection.healthCheck();
+    expect(connection.status).toBe('down');
+    await waitFor(() => attempts.length >= 1, 5_000, 'a reconnect attempt');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // inside the next attempt, whose connect hangs
+
+    const started = performance.now();
+    const first = manager.close();
+    const second = manager.close();
+    const connectionClose = connection.close();
+    expect(second).toBe(first);
+    expect(connection.close()).toBe(connectionClose);
+    await Promise.all([first, second, connectionClose]);
+    const closeMs = Math.round(performance.now() - started);
+    const attemptsAtClose = attempts.length;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    console.log(`[fault:shutdown] close() twice during a reconnect: ${closeMs} ms; reconnect attempts after close: ${attempts.length - attemptsAtClose}`);
+    expect(attempts.length).toBe(attemptsAtClose); // the loop stopped for good
+    // It waits for the running attempt (≤ its 300 ms timeout), not for the attempt's connect (connect_timeout 10 s).
+    expect(closeMs).toBeLessThan(300 + MARGIN_MS);
+    expect(connection.status).toBe('closed');
+    expect(manager.stats().totalConnections).toBe(0);
+    await manager.close(); // a third call, after the first finished
+    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
+  });
+
+  it('waits for in-flight queries on app.close() (Nest shutdown hook)', async () => {
+    const h = await startHealthApp(config('5s'));
+    const knex = h.manager.get('primary').knex<Knex>();
+    const query = knex.raw('select pg_sleep(0.4), 1 as one').then((r) => r);
+    await waitFor(() => h.manager.get('primary').gauges().inUse === 1, 1_000, 'the query at work');
+    const started = performance.now();
+    await h.close();
+    const closeMs = Math.round(performance.now() - started);
+    console.log(`[fault:shutdown] app.close() with a 400 ms query in flight: ${closeMs} ms`);
+    expect((await query).rows[0].one).toBe(1);
+    expect(closeMs).toBeGreaterThanOrEqual(250);
+    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
+  });
+});

@@ -1,0 +1,129 @@
+import 'reflect-metadata';
+import { Controller, Get, type INestApplication, type LoggerService, Module, Param } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
+import { DbHealthIndicator, DbManager, type DbManagerConfigInput, DbManagerModule } from '../../lib';
+
+/**
+ * A tiny Nest app for fault tests: DbManagerModule.forRoot + TerminusModule + a health controller like the sample
+ * app's, listening on a free port. Startup errors are thrown (not process.abort()), so tests can assert on them.
+ */
+
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly db: DbHealthIndicator,
+  ) {}
+
+  @Get()
+  @HealthCheck()
+  check() {
+    return this.health.check([() => this.db.checkAll()]);
+  }
+
+  @Get(':name')
+  @HealthCheck()
+  checkOne(@Param('name') name: string) {
+    return this.health.check([() => this.db.pingCheck(name)]);
+  }
+}
+
+/** One log line the app (and the library, through Nest's Logger) wrote. */
+export interface LogLine {
+  level: 'log' | 'error' | 'warn' | 'debug' | 'verbose' | 'fatal';
+  context: string;
+  message: string;
+  at: number;
+}
+
+/** A Nest logger that records instead of printing, so tests can assert what was logged and how often. */
+export class LogCapture implements LoggerService {
+  readonly lines: LogLine[] = [];
+  log(message: unknown, context?: string): void {
+    this.add('log', message, context);
+  }
+  error(message: unknown, ...rest: unknown[]): void {
+    this.add('error', message, typeof rest.at(-1) === 'string' ? (rest.at(-1) as string) : undefined);
+  }
+  warn(message: unknown, context?: string): void {
+    this.add('warn', message, context);
+  }
+  debug(message: unknown, context?: string): void {
+    this.add('debug', message, context);
+  }
+  verbose(message: unknown, context?: string): void {
+    this.add('verbose', message, context);
+  }
+  fatal(message: unknown, context?: string): void {
+    this.add('fatal', message, context);
+  }
+  /** Lines whose context and message match. */
+  matching(context: string | RegExp, message: RegExp): LogLine[] {
+    return this.lines.filter((l) => (typeof context === 'string' ? l.context === context : context.test(l.context)) && message.test(l.message));
+  }
+  private add(level: LogLine['level'], message: unknown, context?: string): void {
+    this.lines.push({ level, context: context ?? '', message: String(message), at: performance.now() });
+  }
+}
+
+/** The answer of one HTTP request, with how long it took. */
+export interface HttpAnswer<T = HealthBody> {
+  status: number;
+  body: T;
+  ms: number;
+}
+
+/** Terminus' response body. */
+export interface HealthBody {
+  status: string;
+  info?: Record<string, Record<string, unknown>>;
+  error?: Record<string, Record<string, unknown>>;
+  details: Record<string, { status: string; type?: string; critical?: boolean; responseTimeMs?: number; message?: string }>;
+}
+
+export interface HealthApp {
+  readonly app: INestApplication;
+  readonly manager: DbManager;
+  readonly baseUrl: string;
+  readonly logs: LogCapture;
+  /** GET a path (e.g. `/health`), parsed as JSON. */
+  get<T = HealthBody>(path: string, timeoutMs?: number): Promise<HttpAnswer<T>>;
+  close(): Promise<void>;
+}
+
+/** Boots the app on 127.0.0.1 and a free port. Rejects with the library's startup error when a critical connection fails. */
+export async function startHealthApp(config: DbManagerConfigInput, logs = new LogCapture()): Promise<HealthApp> {
+  @Module({ imports: [DbManagerModule.forRoot(config), TerminusModule], controllers: [HealthController] })
+  class HealthTestModule {}
+
+  const app = await NestFactory.create(HealthTestModule, { logger: logs, abortOnError: false });
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address() as { port: number };
+  const baseUrl = `http://127.0.0.1:${address.port}`;
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    manager: app.get(DbManager),
+    baseUrl,
+    logs,
+    async get<T>(path: string, timeoutMs = 15_000): Promise<HttpAnswer<T>> {
+      const started = performance.now();
+      const response = await fetch(baseUrl + path, { signal: AbortSignal.timeout(timeoutMs) });
+      const body = (await response.json()) as T;
+      return { status: response.status, body, ms: Math.round(performance.now() - started) };
+    },
+    close: () => (closing ??= app.close()),
+  };
+}
+
+/** Polls `check` every `everyMs` until it returns a truthy value; rejects with `what` after `timeoutMs`. */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs: number, what: string, everyMs = 10): Promise<NonNullable<T>> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
