@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { TerminusModule } from '@nestjs/terminus';
+import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { DbManagerModule, dbManagerYamlConfig } from 'nestjs-dbmanager';
 import { DbController } from './db.controller';
 import { HealthController } from './health.controller';
@@ -16,6 +17,9 @@ function withEntities(raw: Record<string, any>): Record<string, unknown> {
   return { ...raw, connections: { ...raw.connections, primary: { ...primary, mikro_orm: { ...mikroOrm, entities: [Note] } } } };
 }
 
+// Evaluated once per process: PrometheusModule.register() collects the default metrics, which may be registered only once.
+const prometheus = PrometheusModule.register();
+
 @Module({})
 export class AppModule {
   /** The app on the YAML config at `configPath` (relative to the working directory). */
@@ -30,6 +34,8 @@ export class AppModule {
           useFactory: (config: ConfigService) => withEntities(config.getOrThrow('dbmanager')),
         }),
         TerminusModule,
+        // Serves GET /metrics: the library's pool metrics beside the process' default ones.
+        prometheus,
       ],
       controllers: [DbController, HealthController],
       providers: [NotesService, ReportsService],

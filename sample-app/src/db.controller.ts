@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { BadRequestException, Body, Controller, Get, Param, Post } from '@nestjs/common';
 import { DbManager } from 'nestjs-dbmanager';
 import { type AccessPath, readThrough } from './access-paths';
@@ -24,6 +25,17 @@ export class DbController {
     if (!['em', 'knex', 'native'].includes(path)) throw new BadRequestException('path must be em, knex or native');
     const connection = this.manager.get(name);
     return { connection: name, type: connection.type, path, result: await readThrough(connection, path as AccessPath) };
+  }
+
+  /** Holds one pooled connection for `ms` milliseconds (at most 10 s): to watch the pool saturate in /metrics. */
+  @Get('connections/:name/hold/:ms')
+  async hold(@Param('name') name: string, @Param('ms') ms: string) {
+    const wait = Number(ms);
+    if (!Number.isInteger(wait) || wait < 0 || wait > 10_000) throw new BadRequestException('ms must be an integer from 0 to 10000');
+    const connection = this.manager.get(name);
+    const started = performance.now();
+    await connection.withNativeClient(() => delay(wait));
+    return { connection: name, heldMs: wait, tookMs: Math.round(performance.now() - started) };
   }
 
   /** Pool figures and health of every connection. */

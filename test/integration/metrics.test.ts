@@ -1,0 +1,224 @@
+import 'reflect-metadata';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { PrometheusModule } from '@willsoto/nestjs-prometheus';
+import { register } from 'prom-client';
+import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
+import { DbManager, type DbManagerConfigInput, DbManagerModule, METRIC } from '../../lib';
+import { type Scrape, scrape } from '../support/prometheus-text';
+
+const postgresUrl = inject('postgresUrl');
+const dir = mkdtempSync(join(tmpdir(), 'dbm-metrics-'));
+// Evaluated once: PrometheusModule.register() with default metrics throws "already registered" the second time.
+const prometheus = PrometheusModule.register();
+
+interface MetricsApp {
+  app: INestApplication;
+  manager: DbManager;
+  baseUrl: string;
+  scrape(): Promise<Scrape>;
+}
+
+const apps: INestApplication[] = [];
+
+async function startApp(config: DbManagerConfigInput, prometheusModule: DynamicModule = prometheus): Promise<MetricsApp> {
+  @Module({ imports: [DbManagerModule.forRoot(config), prometheusModule] })
+  class MetricsTestModule {}
+  const app = await NestFactory.create(MetricsTestModule, { logger: false, abortOnError: false });
+  apps.push(app);
+  await app.listen(0, '127.0.0.1');
+  const baseUrl = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+  return { app, manager: app.get(DbManager), baseUrl, scrape: () => scrape(baseUrl) };
+}
+
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A promise and its resolve, to hold pooled connections for exactly as long as a test needs. */
+function gate(): { promise: Promise<void>; open(): void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+const pg = (fields: Record<string, unknown> = {}) => ({ type: 'postgres', dsn: postgresUrl, ...fields });
+const sqlite = (file: string, fields: Record<string, unknown> = {}) => ({ type: 'sqlite', filepath: join(dir, file), ...fields });
+
+describe('Prometheus metrics over GET /metrics', () => {
+  it('exports every metric of the contract, typed, with name/type labels and the right buckets', async () => {
+    const { scrape } = await startApp({ health_check_interval: 0, connections: { main: pg({ max_open_conns: 3 }), local: sqlite('a.db') } });
+    const s = await scrape();
+    const expectedTypes: Record<string, string> = {
+      [METRIC.connectionsTotal]: 'gauge',
+      [METRIC.status]: 'gauge',
+      [METRIC.poolSize]: 'gauge',
+      [METRIC.waitCount]: 'counter',
+      [METRIC.waitDuration]: 'counter',
+      [METRIC.reconnectAttempts]: 'counter',
+      [METRIC.lifetimeClosed]: 'counter',
+      [METRIC.idleClosed]: 'counter',
+      [METRIC.maxIdleClosed]: 'counter',
+      [METRIC.timeouts]: 'counter',
+      [METRIC.healthCheckDuration]: 'histogram',
+      [METRIC.acquireDuration]: 'histogram',
+    };
+    for (const [name, type] of Object.entries(expectedTypes)) expect(s.type(name), name).toBe(type);
+
+    expect(s.value(METRIC.connectionsTotal, { type: 'postgres' })).toBe(1);
+    expect(s.value(METRIC.connectionsTotal, { type: 'sqlite' })).toBe(1);
+    expect(s.value(METRIC.status, { name: 'main', type: 'postgres' })).toBe(1);
+    expect(s.value(METRIC.status, { name: 'local', type: 'sqlite' })).toBe(1);
+    expect(s.value(METRIC.poolSize, { name: 'main', state: 'max' })).toBe(3);
+    for (const state of ['open', 'in_use', 'idle', 'pending', 'max']) expect(s.value(METRIC.poolSize, { name: 'main', type: 'postgres', state })).toBeTypeOf('number');
+    for (const result of ['success', 'failure']) expect(s.value(METRIC.reconnectAttempts, { name: 'main', type: 'postgres', result })).toBe(0);
+    for (const name of [METRIC.waitCount, METRIC.waitDuration, METRIC.lifetimeClosed, METRIC.idleClosed, METRIC.timeouts]) {
+      expect(s.value(name, { name: 'main', type: 'postgres' }), name).toBe(0);
+    }
+    const buckets = s.all(`${METRIC.acquireDuration}_bucket`, { name: 'main' }).map((b) => b.labels.le);
+    expect(buckets).toEqual(['0.001', '0.005', '0.01', '0.05', '0.1', '0.5', '1', '5', '10', '+Inf']);
+    expect(s.all(`${METRIC.healthCheckDuration}_bucket`, { name: 'local' })).toHaveLength(10);
+    // Default metrics of the user's PrometheusModule are theirs; ours sit beside them.
+    expect(s.text).toContain('process_cpu_user_seconds_total');
+  });
+
+  it('reads the pool live: in_use and pending while saturated, waits and acquire times counted', async () => {
+    const { manager, scrape } = await startApp({ health_check_interval: 0, connections: { main: pg({ max_open_conns: 2 }) } });
+    const db = manager.get('main');
+    const before = await scrape();
+    const acquiresBefore = before.value(`${METRIC.acquireDuration}_count`, { name: 'main' })!;
+
+    const hold = gate();
+    const jobs = Array.from({ length: 5 }, () => db.withNativeClient(() => hold.promise));
+    const busy = await until(async () => {
+      const s = await scrape();
+      return s.value(METRIC.poolSize, { name: 'main', state: 'pending' }) === 3 ? s : undefined;
+    }, 'three callers waiting');
+    expect(busy.value(METRIC.poolSize, { name: 'main', state: 'in_use' })).toBe(2);
+    expect(busy.value(METRIC.poolSize, { name: 'main', state: 'open' })).toBe(2);
+    expect(busy.value(METRIC.poolSize, { name: 'main', state: 'idle' })).toBe(0);
+    await sleep(30);
+    hold.open();
+    await Promise.all(jobs);
+
+    const after = await scrape();
+    expect(after.value(METRIC.poolSize, { name: 'main', state: 'in_use' })).toBe(0);
+    expect(after.value(METRIC.poolSize, { name: 'main', state: 'pending' })).toBe(0);
+    expect(after.value(METRIC.poolSize, { name: 'main', state: 'idle' })).toBe(2);
+    expect(after.value(METRIC.waitCount, { name: 'main' })).toBe(3);
+    expect(after.value(METRIC.waitDuration, { name: 'main' })).toBeGreaterThan(0.03 * 3 * 0.9);
+    expect(after.value(`${METRIC.acquireDuration}_count`, { name: 'main' })).toBe(acquiresBefore + 5);
+    expect(after.value(`${METRIC.acquireDuration}_bucket`, { name: 'main', le: '0.001' })).toBeLessThanOrEqual(acquiresBefore + 2);
+    // The metrics agree with stats().
+    expect(db.stats().waitCount).toBe(3);
+  });
+
+  it('counts acquire timeouts, idle closes and lifetime closes as they happen', async () => {
+    const { manager, scrape } = await startApp({
+      health_check_interval: 0,
+      connections: {
+        tight: pg({ max_open_conns: 1, acquire_timeout: '150ms' }),
+        idle: pg({ max_open_conns: 2, conn_max_idle_time: '150ms' }),
+        aging: pg({ max_open_conns: 1, conn_max_lifetime: '150ms' }),
+      },
+    });
+    const hold = gate();
+    const holder = manager.get('tight').withNativeClient(() => hold.promise);
+    await expect(manager.get('tight').knex().raw('select 1')).rejects.toThrow();
+    hold.open();
+    await holder;
+
+    await manager.get('aging').knex().raw('select 1');
+    const agedBefore = (await scrape()).value(METRIC.lifetimeClosed, { name: 'aging' })!;
+    await sleep(250);
+    await manager.get('aging').knex().raw('select 1');
+
+    const idle = manager.get('idle');
+    await Promise.all([idle.knex().raw('select pg_sleep(0.05)'), idle.knex().raw('select pg_sleep(0.05)')]);
+    const s = await until(async () => {
+      const s = await scrape();
+      return (s.value(METRIC.idleClosed, { name: 'idle' }) ?? 0) >= 2 && s.value(METRIC.poolSize, { name: 'idle', state: 'open' }) === 0 ? s : undefined;
+    }, 'both idle connections closed');
+    expect(s.value(METRIC.timeouts, { name: 'tight', type: 'postgres' })).toBe(1);
+    expect(s.value(METRIC.lifetimeClosed, { name: 'aging' })).toBe(agedBefore + 1);
+    expect(s.value(METRIC.idleClosed, { name: 'idle' })).toBe(idle.stats().idleClosed);
+  });
+
+  it('times every health check of the background loop', async () => {
+    const { scrape } = await startApp({ health_check_interval: '50ms', connections: { main: pg(), local: sqlite('b.db') } });
+    const s = await until(async () => {
+      const s = await scrape();
+      return (s.value(`${METRIC.healthCheckDuration}_count`, { name: 'main' }) ?? 0) >= 3 ? s : undefined;
+    }, 'three health checks');
+    expect(s.value(`${METRIC.healthCheckDuration}_sum`, { name: 'main' })).toBeGreaterThan(0);
+    expect(s.value(`${METRIC.healthCheckDuration}_sum`, { name: 'main' })).toBeLessThan(5);
+    expect(s.value(`${METRIC.healthCheckDuration}_count`, { name: 'local' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('exports nothing for a connection with enable_metrics: false', async () => {
+    const { manager, scrape } = await startApp({ connections: { seen: sqlite('c.db'), hidden: sqlite('d.db', { enable_metrics: false }) } });
+    await manager.get('hidden').knex().raw('select 1');
+    const s = await scrape();
+    expect(s.withLabel('name', 'hidden')).toEqual([]);
+    expect(s.withLabel('name', 'seen').length).toBeGreaterThan(20);
+    expect(s.value(METRIC.connectionsTotal, { type: 'sqlite' })).toBe(1);
+  });
+
+  it('drops every series of a removed connection, and exports one added at runtime', async () => {
+    const { manager, scrape } = await startApp({ connections: { keep: sqlite('e.db'), gone: pg() } });
+    await manager.get('gone').knex().raw('select 1');
+    expect((await scrape()).withLabel('name', 'gone').length).toBeGreaterThan(20);
+
+    await manager.remove('gone');
+    const s = await scrape();
+    expect(s.withLabel('name', 'gone')).toEqual([]);
+    expect(s.value(METRIC.connectionsTotal, { type: 'postgres' })).toBeUndefined();
+    expect(s.value(METRIC.status, { name: 'keep' })).toBe(1);
+
+    await manager.add('late', pg());
+    const later = await scrape();
+    expect(later.value(METRIC.status, { name: 'late', type: 'postgres' })).toBe(1);
+    expect(later.value(METRIC.connectionsTotal, { type: 'postgres' })).toBe(1);
+  });
+
+  it('keeps the contract names when the app prefixes its metrics (customMetricPrefix, global module)', async () => {
+    const prefixed = PrometheusModule.register({ global: true, customMetricPrefix: 'shop', defaultMetrics: { enabled: false } });
+    const { scrape } = await startApp({ connections: { main: sqlite('f.db') } }, prefixed);
+    const s = await scrape();
+    expect(s.value(METRIC.status, { name: 'main' })).toBe(1);
+    expect(s.text).not.toContain('shop_dbmanager');
+  });
+
+  it('serves two apps created and closed one after the other, each with its own connections', async () => {
+    const first = await startApp({ connections: { first: sqlite('g.db') } });
+    expect((await first.scrape()).value(METRIC.status, { name: 'first' })).toBe(1);
+    await first.app.close();
+    expect(register.getSingleMetric(METRIC.status)).toBeUndefined();
+    expect(register.getSingleMetric(METRIC.acquireDuration)).toBeUndefined();
+
+    const second = await startApp({ connections: { second: pg({ max_open_conns: 1 }) } });
+    await second.manager.get('second').knex().raw('select 1');
+    const s = await second.scrape();
+    expect(s.value(METRIC.status, { name: 'second', type: 'postgres' })).toBe(1);
+    expect(s.value(METRIC.poolSize, { name: 'second', state: 'max' })).toBe(1);
+    expect(s.withLabel('name', 'first')).toEqual([]);
+    expect(s.value(METRIC.connectionsTotal, { type: 'sqlite' })).toBeUndefined();
+  });
+});
