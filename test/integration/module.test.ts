@@ -89,7 +89,7 @@ describe('DbManagerModule', () => {
     expect(app.get(getEntityManagerToken())).toBe(service.em);
 
     const first = await (await fetch(`${url}/items`)).json();
-    const second = await (await fetch(`${url}/items`)).json();
+    const second = (await (await fetch(`${url}/items`)).json()) as { count: number };
     expect(first).toEqual({ count: 1, forked: true, other: 7 });
     expect(second.count).toBe(2);
     // Outside a request, MikroORM refuses the global context: use em.fork().

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DbManagerConfigError, dbManagerYamlConfig, parseDbManagerConfig, parseDuration } from '../../lib';
 
 // The seed README's YAML example, as it is.
-const seedYaml = () => parse(readFileSync(new URL('../fixtures/seed-config.yaml', import.meta.url), 'utf8'));
+const seedYaml = () => parse(readFileSync(join(process.cwd(), 'test/fixtures/seed-config.yaml'), 'utf8'));
 
 function problems(input: unknown, env: NodeJS.ProcessEnv = {}): string[] {
   try {
