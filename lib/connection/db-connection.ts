@@ -165,7 +165,6 @@ export class DbConnection {
 
   private async connectOnce(): Promise<void> {
     this.assertOpen();
-    const started = performance.now();
     try {
       // Inside the try: MongoDB reaches the server while opening its pool, and that failure is a "down" too.
       await this.openPool();
@@ -174,7 +173,7 @@ export class DbConnection {
       this.recordFailure(error);
       throw error;
     }
-    this.recordSuccess(performance.now() - started);
+    this.recordSuccess();
   }
 
   /** True for errors a retry cannot fix (bad password, unknown database, missing driver). */
@@ -201,7 +200,7 @@ export class DbConnection {
       await this.openPool();
       await this.driver.ping(this.orm, timeout);
       result = { status: 'up', responseTimeMs: round(performance.now() - started) };
-      this.recordSuccess(result.responseTimeMs);
+      this.recordSuccess();
       // Whoever pinged (the loop, a reconnect attempt, /health), coming back from down is one reconnect.
       if (wasDown && this.currentStatus === 'up') this.reconnectCount++;
     } catch (error) {
@@ -328,7 +327,7 @@ export class DbConnection {
     }
   }
 
-  private recordSuccess(_ms: number): void {
+  private recordSuccess(): void {
     this.lastCheck = new Date();
     this.lastFailure = null;
     this.setStatus('up');

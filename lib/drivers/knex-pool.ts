@@ -3,7 +3,7 @@ import type { EntityManager, MikroORM, Options } from '@mikro-orm/core';
 import { TransactionContext } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
 import type { QueryDone, QueryListener } from '../tracing/query-listener';
-import type { CloseReason, DerivedOrmOptions, PoolGauges, PoolObserver } from './driver';
+import type { CloseReason, DbDriver, DerivedOrmOptions, PoolGauges, PoolObserver } from './driver';
 
 /** A raw driver connection as knex's pool holds it, with the marks we put on it. */
 export interface PooledConnection {
@@ -373,4 +373,18 @@ export async function withKnexNativeClient<T>(orm: MikroORM, em: EntityManager, 
   } finally {
     await client.releaseConnection(connection);
   }
+}
+
+/** The pool half of a `DbDriver` that every knex-based database shares; each driver adds its options, target and errors. */
+export function knexDriverMethods(hooks: KnexDialectHooks): Pick<DbDriver, 'family' | 'attach' | 'gauges' | 'ping' | 'abortInUse' | 'withNativeClient' | 'knex' | 'observeQueries'> {
+  return {
+    family: 'sql',
+    attach: (orm, config, observer) => attachKnexPool(orm, config, observer, hooks),
+    gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
+    ping: (orm, timeoutMs) => pingKnex(orm, timeoutMs, hooks),
+    abortInUse: (orm, config) => abortKnexInUse(orm, hooks, config),
+    withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
+    knex: (orm) => knexOf(orm),
+    observeQueries: (orm, listener) => observeKnexQueries(orm, listener),
+  };
 }

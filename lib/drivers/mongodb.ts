@@ -4,7 +4,7 @@ import type { CommandFailedEvent, CommandStartedEvent, CommandSucceededEvent, Mo
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
-import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
+import { type DbDriver, importDriverPackage } from './driver';
 import type { QueryDone, QueryListener } from '../tracing/query-listener';
 import { MongoPoolTracker } from './mongodb-pool';
 

@@ -4,18 +4,7 @@ import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
 import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
 import type { QueryListener } from '../tracing/query-listener';
-import {
-  abortKnexInUse,
-  attachKnexPool,
-  type KnexDialectHooks,
-  knexOf,
-  knexPoolGauges,
-  knexPoolOptions,
-  observeKnexQueries,
-  type PooledConnection,
-  pingKnex,
-  withKnexNativeClient,
-} from './knex-pool';
+import { attachKnexPool, type KnexDialectHooks, knexDriverMethods, knexOf, knexPoolOptions, type PooledConnection } from './knex-pool';
 import { withMethodsReplaced } from './native-watch';
 
 /** The slice of a tedious `Connection` this file uses. */
@@ -100,7 +89,6 @@ function tlsOptions(config: ConnectionConfig, notApplicable: string[]): Record<s
 export const mssqlDriver: DbDriver = {
   type: 'mssql',
   packageName: '@mikro-orm/mssql',
-  family: 'sql',
 
   async loadOrmDriver(connectionName) {
     const pkg = await importDriverPackage(() => import('@mikro-orm/mssql'));
@@ -151,16 +139,11 @@ export const mssqlDriver: DbDriver = {
     };
   },
 
+  ...knexDriverMethods(hooks),
   attach(orm, config, observer) {
     boundDestroy(orm);
     attachKnexPool(orm, config, observer, hooks);
   },
-  gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
-  ping: (orm: MikroORM, timeoutMs: number) => pingKnex(orm, timeoutMs, hooks),
-  abortInUse: (orm, config) => abortKnexInUse(orm, hooks, config),
-  withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
-  knex: (orm) => knexOf(orm),
-  observeQueries: (orm, listener) => observeKnexQueries(orm, listener),
   watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchRequests(listener), ['execSql', 'execSqlBatch', 'callProcedure']),
 
   isPermanentError(error) {

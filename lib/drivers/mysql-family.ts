@@ -1,19 +1,8 @@
-import type { MikroORM, Options } from '@mikro-orm/core';
+import type { Options } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import type { DbDriver, PoolObserver } from './driver';
-import {
-  abortKnexInUse,
-  attachKnexPool,
-  type KnexDialectHooks,
-  knexOf,
-  knexPoolGauges,
-  knexPoolOptions,
-  observeKnexQueries,
-  type PooledConnection,
-  pingKnex,
-  withKnexNativeClient,
-} from './knex-pool';
+import { type KnexDialectHooks, knexDriverMethods, knexPoolOptions, type PooledConnection } from './knex-pool';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 
 /** Server errors a retry cannot fix: bad credentials, no such database, no right to use it. */
@@ -93,7 +82,6 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
   return {
     type: spec.type,
     packageName: spec.packageName,
-    family: 'sql',
     loadOrmDriver: (connectionName) => spec.loadOrmDriver(connectionName),
 
     ormOptions(config: ConnectionConfig, observer: PoolObserver) {
@@ -144,13 +132,7 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
       };
     },
 
-    attach: (orm, config, observer) => attachKnexPool(orm, config, observer, hooks),
-    gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
-    ping: (orm: MikroORM, timeoutMs: number) => pingKnex(orm, timeoutMs, hooks),
-    abortInUse: (orm, config) => abortKnexInUse(orm, hooks, config),
-    withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
-    knex: (orm) => knexOf(orm),
-    observeQueries: (orm, listener) => observeKnexQueries(orm, listener),
+    ...knexDriverMethods(hooks),
     // Both callback APIs report a statement's end only through the callback: calls without one run untraced.
     watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, false), ['query', 'execute']),
 

@@ -1,20 +1,9 @@
 import { Socket } from 'node:net';
-import type { MikroORM } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
 import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
-import {
-  abortKnexInUse,
-  attachKnexPool,
-  type KnexDialectHooks,
-  knexOf,
-  knexPoolGauges,
-  knexPoolOptions,
-  observeKnexQueries,
-  pingKnex,
-  withKnexNativeClient,
-} from './knex-pool';
+import { type KnexDialectHooks, knexDriverMethods, knexPoolOptions } from './knex-pool';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 
 /** SQLSTATEs a retry cannot fix: bad credentials, no such database, not allowed to connect. */
@@ -63,7 +52,6 @@ const hooks: KnexDialectHooks = {
 export const postgresDriver: DbDriver = {
   type: 'postgres',
   packageName: '@mikro-orm/postgresql',
-  family: 'sql',
 
   async loadOrmDriver(connectionName) {
     const pkg = await importDriverPackage(() => import('@mikro-orm/postgresql'));
@@ -118,13 +106,7 @@ export const postgresDriver: DbDriver = {
     };
   },
 
-  attach: (orm, config, observer) => attachKnexPool(orm, config, observer, hooks),
-  gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
-  ping: (orm: MikroORM, timeoutMs: number) => pingKnex(orm, timeoutMs, hooks),
-  abortInUse: (orm, config) => abortKnexInUse(orm, hooks, config),
-  withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
-  knex: (orm) => knexOf(orm),
-  observeQueries: (orm, listener) => observeKnexQueries(orm, listener),
+  ...knexDriverMethods(hooks),
   watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, true), ['query']),
 
   isPermanentError(error) {

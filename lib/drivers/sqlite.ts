@@ -1,9 +1,8 @@
-import type { MikroORM } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
 import { type DbDriver, importDriverPackage } from './driver';
-import { abortKnexInUse, attachKnexPool, type KnexDialectHooks, knexOf, knexPoolGauges, knexPoolOptions, observeKnexQueries, pingKnex, withKnexNativeClient } from './knex-pool';
+import { type KnexDialectHooks, knexDriverMethods, knexPoolOptions } from './knex-pool';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 
 interface Sqlite3Database {
@@ -33,7 +32,6 @@ const hooks: KnexDialectHooks = {
 export const sqliteDriver: DbDriver = {
   type: 'sqlite',
   packageName: '@mikro-orm/sqlite',
-  family: 'sql',
 
   async loadOrmDriver(connectionName) {
     const pkg = await importDriverPackage(() => import('@mikro-orm/sqlite'));
@@ -54,13 +52,7 @@ export const sqliteDriver: DbDriver = {
     return { dbSystem: 'sqlite', namespace: config.filepath, display: describeTarget('sqlite', config) };
   },
 
-  attach: (orm, config, observer) => attachKnexPool(orm, config, observer, hooks),
-  gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
-  ping: (orm: MikroORM, timeoutMs: number) => pingKnex(orm, timeoutMs, hooks),
-  abortInUse: (orm, config) => abortKnexInUse(orm, hooks, config),
-  withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
-  knex: (orm) => knexOf(orm),
-  observeQueries: (orm, listener) => observeKnexQueries(orm, listener),
+  ...knexDriverMethods(hooks),
   // sqlite3 reports the end of a statement only through its callback: calls without one run untraced.
   watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, false), ['run', 'get', 'all', 'exec']),
 
