@@ -1,33 +1,17 @@
 import 'reflect-metadata';
-import { Controller, Get, type INestApplication, type LoggerService, Module, Param } from '@nestjs/common';
+import { type INestApplication, type LoggerService, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
-import { DbHealthIndicator, DbManager, type DbManagerConfigInput, DbManagerModule } from '../../lib';
+import { TerminusModule } from '@nestjs/terminus';
+import { DbManager, type DbManagerConfigInput, DbManagerModule } from '../../lib';
+import { HealthController } from '../../sample-app/src/health.controller';
 
 /**
- * A tiny Nest app for fault tests: DbManagerModule.forRoot + TerminusModule + a health controller like the sample
+ * A tiny Nest app for fault tests: DbManagerModule.forRoot + TerminusModule + the sample
  * app's, listening on a free port. Startup errors are thrown (not process.abort()), so tests can assert on them.
  */
 
-@Controller('health')
-export class HealthController {
-  constructor(
-    private readonly health: HealthCheckService,
-    private readonly db: DbHealthIndicator,
-  ) {}
-
-  @Get()
-  @HealthCheck()
-  check() {
-    return this.health.check([() => this.db.checkAll()]);
-  }
-
-  @Get(':name')
-  @HealthCheck()
-  checkOne(@Param('name') name: string) {
-    return this.health.check([() => this.db.pingCheck(name)]);
-  }
-}
+// The sample app's own health controller: tests exercise what users copy.
+export { HealthController };
 
 /** One log line the app (and the library, through Nest's Logger) wrote. */
 export interface LogLine {
