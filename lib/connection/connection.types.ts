@@ -45,7 +45,7 @@ export interface ConnectionStats {
 /** Events a connection emits (metrics and tracing listen to them). */
 export interface ConnectionEvents {
   acquire: [waitMs: number, waited: boolean];
-  acquireTimeout: [];
+  acquireTimeout: [waitMs: number];
   closed: [reason: CloseReason];
   status: [status: ConnectionStatus, previous: ConnectionStatus, error: string | undefined];
   healthCheck: [result: ConnectionHealth];

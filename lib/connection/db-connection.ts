@@ -70,7 +70,7 @@ export class DbConnection {
     let self: DbConnection | undefined;
     const counters = new PoolCounters({
       acquired: (waitMs, waited) => self?.emit('acquire', waitMs, waited),
-      acquireTimedOut: () => self?.emit('acquireTimeout'),
+      acquireTimedOut: (waitMs) => self?.emit('acquireTimeout', waitMs),
       closed: (reason) => self?.emit('closed', reason),
       connectionError: (error) => self?.emit('connectionError', error),
     });
@@ -142,17 +142,10 @@ export class DbConnection {
   async withNativeClient<T, C = unknown>(fn: (client: C) => Promise<T> | T): Promise<T> {
     this.assertOpen();
     if (this.driver.family !== 'sql') throw new NotSqlDatabaseError(this.name, this.type, 'withNativeClient()');
-    try {
-      const lend = fn as (client: unknown) => Promise<T> | T;
-      const queries = this.queries;
-      const watched = queries && this.driver.watchNativeClient ? (client: unknown) => lend(this.driver.watchNativeClient!(client, queries)) : lend;
-      return await this.driver.withNativeClient(this.orm, this.orm.em, watched);
-    } catch (error) {
-      if (error instanceof Error && error.message.startsWith('withNativeClient waited')) {
-        error.message = `Connection "${this.name}": ${error.message}`;
-      }
-      throw error;
-    }
+    const lend = fn as (client: unknown) => Promise<T> | T;
+    const queries = this.queries;
+    const watched = queries && this.driver.watchNativeClient ? (client: unknown) => lend(this.driver.watchNativeClient!(client, queries)) : lend;
+    return this.driver.withNativeClient(this.orm, this.orm.em, watched);
   }
 
   /**

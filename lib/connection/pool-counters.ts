@@ -12,7 +12,7 @@ export class PoolCounters implements PoolObserver {
   constructor(
     private readonly forward: {
       acquired(waitMs: number, waited: boolean): void;
-      acquireTimedOut(): void;
+      acquireTimedOut(waitMs: number): void;
       closed(reason: CloseReason): void;
       connectionError(error: unknown): void;
     },
@@ -26,9 +26,12 @@ export class PoolCounters implements PoolObserver {
     this.forward.acquired(waitMs, waited);
   }
 
-  acquireTimedOut(): void {
+  /** A caller that gave up after acquire_timeout also waited: it counts as a wait, as in Go's sql.DBStats. */
+  acquireTimedOut(waitMs: number): void {
     this.timeouts++;
-    this.forward.acquireTimedOut();
+    this.waitCount++;
+    this.waitDurationMs += waitMs;
+    this.forward.acquireTimedOut(waitMs);
   }
 
   closed(reason: CloseReason): void {

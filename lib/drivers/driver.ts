@@ -21,7 +21,7 @@ export interface PoolObserver {
   /** A caller got a connection after `waitMs`; `waited` is true when the pool was saturated when it asked. */
   acquired(waitMs: number, waited: boolean): void;
   /** A caller gave up waiting after `acquire_timeout`. */
-  acquireTimedOut(): void;
+  acquireTimedOut(waitMs: number): void;
   /** The pool closed a connection. */
   closed(reason: CloseReason): void;
   /** A pooled connection failed on its own (the server closed it, the network dropped). */

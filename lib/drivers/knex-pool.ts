@@ -142,6 +142,7 @@ export function attachKnexPool(orm: MikroORM, config: ConnectionConfig, observer
   const started = new Map<number, { at: number; saturated: boolean }>();
   let reaping = false;
   let destroying = false;
+  nameAcquireTimeouts(knexOf(orm).client, config);
 
   pool.on('acquireRequest', (eventId: number) => {
     const saturated = pool.numFree() === 0 && pool.numUsed() + pool.numPendingCreates() >= pool.max;
@@ -153,9 +154,10 @@ export function attachKnexPool(orm: MikroORM, config: ConnectionConfig, observer
     if (start) observer.acquired(performance.now() - start.at, start.saturated);
   });
   pool.on('acquireFail', (eventId: number, error: Error) => {
+    const start = started.get(eventId);
     started.delete(eventId);
     // tarn's TimeoutError keeps the default Error name; its class name tells it apart from create errors.
-    if (error?.constructor?.name === 'TimeoutError') observer.acquireTimedOut();
+    if (error?.constructor?.name === 'TimeoutError') observer.acquireTimedOut(start ? performance.now() - start.at : 0);
   });
   pool.on('destroyRequest', (_eventId: number, connection: PooledConnection) => {
     const reason: CloseReason =
@@ -355,24 +357,33 @@ export async function withKnexNativeClient<T>(orm: MikroORM, em: EntityManager, 
   const transaction = currentTransaction(orm, em);
   if (transaction) return fn(await transaction.client.acquireConnection());
   const client = knexOf(orm).client;
-  let connection: PooledConnection;
-  try {
-    connection = await client.acquireConnection();
-  } catch (error) {
-    if ((error as Error).name === 'KnexTimeoutError') {
-      throw new Error(
-        `withNativeClient waited acquire_timeout for a pooled connection and none came free ` +
-          `(all ${client.pool?.max ?? '?'} in use): raise max_open_conns or acquire_timeout, and inside a knex transaction use that transaction instead.`,
-        { cause: error },
-      );
-    }
-    throw error;
-  }
+  const connection = await client.acquireConnection();
   try {
     return await fn(connection);
   } finally {
     await client.releaseConnection(connection);
   }
+}
+
+/**
+ * Knex's acquire timeout says only "the pool is probably full": every access path (EM, Knex, native) gets an error
+ * that names the connection and says what to do instead.
+ */
+function nameAcquireTimeouts(client: KnexClient, config: ConnectionConfig): void {
+  const acquire = client.acquireConnection.bind(client);
+  client.acquireConnection = async () => {
+    try {
+      return await acquire();
+    } catch (error) {
+      if ((error as Error).name === 'KnexTimeoutError') {
+        (error as Error).message =
+          `Connection "${config.name}": timed out after ${config.acquireTimeout} ms (acquire_timeout) waiting for a pooled connection, ` +
+          `all ${client.pool?.max ?? config.maxOpenConns} being in use. Raise max_open_conns or acquire_timeout, or find what holds ` +
+          'connections (long transactions, a query run outside the transaction it waits for).';
+      }
+      throw error;
+    }
+  };
 }
 
 /** The pool half of a `DbDriver` that every knex-based database shares; each driver adds its options, target and errors. */

@@ -107,6 +107,6 @@ export class MongoPoolTracker {
   private onCheckOutFailed(e: ConnectionCheckOutFailedEvent): void {
     this.pending = Math.max(0, this.pending - 1);
     this.server(e.address).waiting.shift();
-    if (e.reason === 'timeout') this.observer.acquireTimedOut();
+    if (e.reason === 'timeout') this.observer.acquireTimedOut(e.durationMS ?? 0);
   }
 }

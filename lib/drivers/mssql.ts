@@ -20,7 +20,21 @@ const BOUNDED_DESTROY = Symbol('dbmanager.boundedDestroy');
 /** DSN query parameters that become tedious options. */
 const DSN_OPTIONS = ['encrypt', 'trustServerCertificate', 'instanceName'];
 
+/** sslmode values that demand TLS for the whole session. */
+const TLS_REQUIRED = new Set(['require', 'verify-ca', 'verify-full']);
+
 const hooks: KnexDialectHooks = {
+  // tedious with encrypt: true goes on in plain text when the server answers "encryption not supported": refuse that.
+  async prepareConnection(connection, config) {
+    if (!config.sslmode || !TLS_REQUIRED.has(config.sslmode)) return;
+    const io = (connection as unknown as { messageIo?: { tlsNegotiationComplete?: boolean } }).messageIo;
+    if (io && io.tlsNegotiationComplete === false) {
+      (connection as TediousConnection).close();
+      throw Object.assign(new Error(`sslmode is "${config.sslmode}" but the server does not support encryption; use sslmode: disable to connect without TLS`), {
+        code: 'EENCRYPT',
+      });
+    }
+  },
   // close() destroys the socket at once and fails the running request with ECLOSE (no round trip to a hung server).
   destroySocket: (connection) => (connection as TediousConnection).close(),
 };
@@ -150,6 +164,6 @@ export const mssqlDriver: DbDriver = {
     // Login failed (18456), or the database cannot be opened: tedious reports both as ELOGIN, flagging the
     // transient ones (Azure failover, throttling) that a retry can fix.
     const { code, isTransient } = (error ?? {}) as { code?: unknown; isTransient?: unknown };
-    return code === 'ELOGIN' && isTransient !== true;
+    return (code === 'ELOGIN' && isTransient !== true) || code === 'EENCRYPT';
   },
 };

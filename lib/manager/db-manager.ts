@@ -70,7 +70,10 @@ export class DbManager {
    * startup with one error, after closing what was opened; a non-critical one starts down and heals in the background.
    */
   async connectAll(): Promise<void> {
-    const results = await Promise.allSettled(Object.values(this.config.connections).map((config) => this.open(config)));
+    // Built in parallel but registered in configuration order, so names() and the error listings follow the config.
+    const created = await Promise.allSettled(Object.values(this.config.connections).map((config) => DbConnection.create(config)));
+    for (const result of created) if (result.status === 'fulfilled') this.register(result.value);
+    const results = created.some((r) => r.status === 'rejected') ? created : await Promise.allSettled(this.all().map((c) => this.connectWithRetry(c)));
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
     if (failures.length) {
       await this.close();
@@ -84,6 +87,12 @@ export class DbManager {
   private async open(config: DbManagerConfig['connections'][string]): Promise<DbConnection> {
     const connection = await DbConnection.create(config);
     this.register(connection);
+    await this.connectWithRetry(connection);
+    return connection;
+  }
+
+  /** Connects with the startup retry policy (one attempt for a critical: false connection); rejects only for critical failures. */
+  private async connectWithRetry(connection: DbConnection): Promise<void> {
     const attempts = connection.critical ? this.config.retryAttempts : 1;
     try {
       await retryWithBackoff(() => connection.connect(), { ...this.retryPolicy, attempts }, {
@@ -98,7 +107,6 @@ export class DbManager {
       if (connection.critical) throw failure;
       this.logger.warn(`${failure.message.split('. Check')[0]}; starting without it (critical: false), retrying in the background`);
     }
-    return connection;
   }
 
   private register(connection: DbConnection): void {

@@ -98,7 +98,11 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
           m.waitDuration.inc(labels, waitMs / 1000);
         }
       }),
-      connection.on('acquireTimeout', () => m.timeouts.inc(labels)),
+      connection.on('acquireTimeout', (waitMs) => {
+        m.timeouts.inc(labels);
+        m.waitCount.inc(labels);
+        m.waitDuration.inc(labels, waitMs / 1000);
+      }),
       connection.on('closed', (reason) => {
         if (reason === 'lifetime') m.lifetimeClosed.inc(labels);
         else if (reason === 'idle') m.idleClosed.inc(labels);

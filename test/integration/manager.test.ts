@@ -67,6 +67,18 @@ describe('DbManager', () => {
   it('hands connections out by name, in config order, and finds them by tags', async () => {
     const m = track(await DbManager.create(two()));
     expect(m.names()).toEqual(['a', 'b']);
+    // Configuration order, whichever connects first: a slow-to-create first connection still comes first.
+    const ordered = track(
+      await DbManager.create({
+        connections: {
+          z: { type: 'postgres', host: '127.0.0.1', port: 1, critical: false, connect_timeout: '200ms' },
+          y: { type: 'sqlite', filepath: ':memory:' },
+          x: { type: 'sqlite', filepath: ':memory:' },
+        },
+      }),
+    );
+    expect(ordered.names()).toEqual(['z', 'y', 'x']);
+    expect(() => ordered.get('w')).toThrow('(known: z, y, x)');
     expect(m.get('a').name).toBe('a');
     expect(m.getDefault().name).toBe('b');
     expect(m.findByTags({ tier: 'hot' }).map((c) => c.name)).toEqual(['a']);

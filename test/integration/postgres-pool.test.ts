@@ -77,7 +77,7 @@ describe('PostgreSQL: EM, Knex and the native client share one pool', () => {
     try {
       await waitFor(() => db.stats().inUse === 1, 2_000, 'the only connection to be in use');
       const started = performance.now();
-      await expect(db.withNativeClient(() => 1)).rejects.toThrow(/Connection "pg": withNativeClient waited acquire_timeout/);
+      await expect(db.withNativeClient(() => 1)).rejects.toThrow(/^Connection "pg": timed out after 300 ms \(acquire_timeout\) waiting for a pooled connection, all 1 being in use\. Raise max_open_conns/);
       expect(performance.now() - started).toBeLessThan(1_500);
       expect(db.stats().timeouts).toBe(1);
     } finally {
@@ -137,10 +137,13 @@ describe('PostgreSQL: every pool field takes effect', () => {
     const slow = db.knex().raw('select pg_sleep(1)').then((r) => r);
     await waitFor(() => db.stats().inUse === 1, 2_000, 'the connection to be busy');
     const started = performance.now();
-    await expect(db.knex().raw('select 1')).rejects.toThrow(/Timeout acquiring a connection/);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    await expect(db.knex().raw('select 1')).rejects.toThrow(/^Connection "pg": timed out after 250 ms \(acquire_timeout\)/);
+    await expect(db.em.fork().getConnection().execute('select 1')).rejects.toThrow(/^Connection "pg": timed out after 250 ms/);
+    expect(performance.now() - started).toBeLessThan(1_500);
     await slow;
-    expect(db.stats().timeouts).toBe(1);
+    // A caller that gave up also waited: it counts in waitCount, as in Go's sql.DBStats.
+    expect(db.stats()).toMatchObject({ timeouts: 2, waitCount: 2 });
+    expect(db.stats().waitDurationMs).toBeGreaterThanOrEqual(450);
   });
 });
 
