@@ -13,7 +13,8 @@ const PROBE: Record<string, string> = {
 
 export async function readThrough(connection: DbConnection, path: AccessPath): Promise<unknown> {
   if (connection.type === 'mongodb') {
-    if (path === 'knex') throw new Error('MongoDB has no query builder');
+    // knex() on MongoDB throws the library's NotSqlDatabaseError, which DbErrorsFilter answers as a 400.
+    if (path === 'knex') return connection.knex();
     if (path === 'em') return (connection.em.getConnection() as unknown as { getDb(): import('mongodb').Db }).getDb().command({ ping: 1 });
     return connection.mongo<import('mongodb').MongoClient>().db().command({ ping: 1 });
   }

@@ -1,11 +1,13 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { BadRequestException, Body, Controller, Get, Param, Post } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, Param, Post, UseFilters } from '@nestjs/common';
 import { DbManager } from 'nestjs-dbmanager';
 import { type AccessPath, readThrough } from './access-paths';
+import { DbErrorsFilter } from './db-errors.filter';
 import { NotesService } from './notes.service';
 import { ReportsService } from './reports.service';
 
 @Controller()
+@UseFilters(DbErrorsFilter)
 export class DbController {
   constructor(
     private readonly manager: DbManager,

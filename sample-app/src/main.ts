@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
@@ -6,14 +7,24 @@ import { AppModule } from './app.module';
 async function main(): Promise<void> {
   const configPath = process.env.DBM_CONFIG ?? 'sample-app/config.yaml';
   const app = await NestFactory.create(AppModule.register(configPath));
-  app.enableShutdownHooks();
-  const port = Number(process.env.PORT ?? 3000);
-  await app.listen(port, '127.0.0.1');
+  // SIGTERM/SIGINT close every pool (onApplicationShutdown), then exit 0; a failed shutdown exits 1.
+  app.enableShutdownHooks([], { useProcessExit: true });
+  await app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1');
+  // The bound port, so PORT=0 (any free port) prints usable URLs.
+  const { port } = app.getHttpServer().address() as AddressInfo;
   const base = `http://127.0.0.1:${port}`;
-  new Logger('SampleApp').log(
-    `listening with ${configPath}: ${base}/health  ${base}/health/primary  ${base}/metrics  ${base}/stats  ` +
-      `${base}/connections  ${base}/connections/primary/em|knex|native  ${base}/notes  ${base}/reports/summary`,
-  );
+  const urls = [
+    '/health',
+    '/health/primary',
+    '/metrics',
+    '/stats',
+    '/connections',
+    '/connections/primary/em|knex|native',
+    '/connections/primary/hold/2000',
+    '/notes  (GET; POST {"text": "…"})',
+    '/reports/summary',
+  ];
+  new Logger('SampleApp').log(`listening on ${base} with ${configPath}:\n${urls.map((url) => `  ${base}${url}`).join('\n')}`);
 }
 
 main().catch((error: unknown) => {
