@@ -371,10 +371,9 @@ export async function withKnexNativeClient<T>(orm: MikroORM, em: EntityManager, 
  */
 function nameAcquireTimeouts(client: KnexClient, config: ConnectionConfig): void {
   const acquire = client.acquireConnection.bind(client);
-  client.acquireConnection = async () => {
-    try {
-      return await acquire();
-    } catch (error) {
+  // A rejection handler, not an async wrapper: no extra tick on the (hot) success path.
+  client.acquireConnection = () =>
+    acquire().catch((error: unknown) => {
       if ((error as Error).name === 'KnexTimeoutError') {
         (error as Error).message =
           `Connection "${config.name}": timed out after ${config.acquireTimeout} ms (acquire_timeout) waiting for a pooled connection, ` +
@@ -382,8 +381,7 @@ function nameAcquireTimeouts(client: KnexClient, config: ConnectionConfig): void
           'connections (long transactions, a query run outside the transaction it waits for).';
       }
       throw error;
-    }
-  };
+    });
 }
 
 /** The pool half of a `DbDriver` that every knex-based database shares; each driver adds its options, target and errors. */

@@ -3,6 +3,7 @@ import type { Counter, Gauge, Histogram, Metric } from 'prom-client';
 import type { DbConnection } from '../connection/db-connection';
 import { DbManager } from '../manager/db-manager';
 import { METRIC, POOL_STATES, RECONNECT_RESULTS } from './metric-names';
+import { AcquireTally, type HistogramEntry } from './acquire-tally';
 import { adoptMetric, type GaugeReader, metricProviders, metricToken, releaseMetric } from './metric-providers';
 
 type MetricKey = keyof typeof METRIC;
@@ -26,6 +27,7 @@ export interface DbManagerMetricSet {
 interface Tracked {
   connection: DbConnection;
   labels: { name: string; type: string };
+  acquires: AcquireTally;
   off: Array<() => void>;
 }
 
@@ -65,6 +67,20 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
     }
   }
 
+  publishWaits(): void {
+    for (const { acquires, labels } of this.tracked.values()) {
+      const { waits, seconds } = acquires.takeWaits();
+      if (waits) {
+        this.metrics.waitCount.inc(labels, waits);
+        this.metrics.waitDuration.inc(labels, seconds);
+      }
+    }
+  }
+
+  readAcquireDuration(into: HistogramEntry[]): void {
+    for (const { acquires, labels } of this.tracked.values()) into.push(acquires.entry(labels));
+  }
+
   /** Stops recording and unregisters the metrics (the last app out removes them from prom-client's registry). */
   onApplicationShutdown(): void {
     if (this.stopped) return;
@@ -88,16 +104,11 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
     m.maxIdleClosed.inc(labels, stats.maxIdleClosed);
     for (const result of RECONNECT_RESULTS) m.reconnectAttempts.inc({ ...labels, result }, 0);
     m.healthCheckDuration.zero(labels);
-    m.acquireDuration.zero(labels);
+    const acquires = new AcquireTally();
 
     const off = [
-      connection.on('acquire', (waitMs, waited) => {
-        m.acquireDuration.observe(labels, waitMs / 1000);
-        if (waited) {
-          m.waitCount.inc(labels);
-          m.waitDuration.inc(labels, waitMs / 1000);
-        }
-      }),
+      // The hot path: plain arithmetic, published to prom-client at scrape time.
+      connection.on('acquire', (waitMs, waited) => acquires.record(waitMs / 1000, waited)),
       connection.on('acquireTimeout', (waitMs) => {
         m.timeouts.inc(labels);
         m.waitCount.inc(labels);
@@ -111,7 +122,7 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
       connection.on('healthCheck', (result) => m.healthCheckDuration.observe(labels, result.responseTimeMs / 1000)),
       connection.on('reconnect', (result) => m.reconnectAttempts.inc({ ...labels, result })),
     ];
-    this.tracked.set(connection.name, { connection, labels, off });
+    this.tracked.set(connection.name, { connection, labels, acquires, off });
   }
 
   private untrack(connection: DbConnection): void {
@@ -121,7 +132,8 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
     for (const off of tracked.off) off();
     const m = this.metrics;
     const { labels } = tracked;
-    for (const metric of [m.waitCount, m.waitDuration, m.lifetimeClosed, m.idleClosed, m.maxIdleClosed, m.timeouts, m.healthCheckDuration, m.acquireDuration]) {
+    // A last publish of its waits is not needed: its series go away with it.
+    for (const metric of [m.waitCount, m.waitDuration, m.lifetimeClosed, m.idleClosed, m.maxIdleClosed, m.timeouts, m.healthCheckDuration]) {
       metric.remove(labels);
     }
     for (const result of RECONNECT_RESULTS) m.reconnectAttempts.remove({ ...labels, result });

@@ -1,6 +1,7 @@
 import type { FactoryProvider, Provider } from '@nestjs/common';
 import { getToken, makeCounterProvider, makeGaugeProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
-import { type Gauge, type Metric, register } from 'prom-client';
+import { type Counter, type Gauge, type Histogram, type Metric, register } from 'prom-client';
+import type { HistogramEntry } from './acquire-tally';
 import { CONNECTION_LABELS, DURATION_BUCKETS, METRIC } from './metric-names';
 
 /** What a scrape asks of each app's metrics (one `DbManagerMetrics` per app). */
@@ -8,6 +9,10 @@ export interface GaugeReader {
   readConnectionsTotal(gauge: Gauge<string>): void;
   readStatus(gauge: Gauge<string>): void;
   readPoolSize(gauge: Gauge<string>): void;
+  /** Adds the acquires counted since the last scrape to the wait counters. */
+  publishWaits(): void;
+  /** One histogram entry per connection, from its acquire tally. */
+  readAcquireDuration(into: HistogramEntry[]): void;
 }
 
 /**
@@ -52,12 +57,17 @@ function gauge(name: string, help: string, labelNames: readonly string[], read: 
   );
 }
 
-function counter(name: string, help: string, labelNames: readonly string[] = CONNECTION_LABELS): Provider {
-  return unprefixed(makeCounterProvider({ name, help, labelNames: [...labelNames] }));
+function counter(name: string, help: string, labelNames: readonly string[] = CONNECTION_LABELS, collect?: (this: Counter<string>) => void): Provider {
+  return unprefixed(makeCounterProvider({ name, help, labelNames: [...labelNames], ...(collect ? { collect } : {}) }));
 }
 
-function histogram(name: string, help: string): Provider {
-  return unprefixed(makeHistogramProvider({ name, help, labelNames: [...CONNECTION_LABELS], buckets: DURATION_BUCKETS }));
+function histogram(name: string, help: string, collect?: (this: Histogram<string>) => void): Provider {
+  return unprefixed(makeHistogramProvider({ name, help, labelNames: [...CONNECTION_LABELS], buckets: DURATION_BUCKETS, ...(collect ? { collect } : {}) }));
+}
+
+/** The wait counters are published from the acquire tallies at scrape time; whichever is read first publishes both. */
+function publishWaits(metric: Metric<string>): void {
+  for (const reader of readers.get(metric) ?? []) reader.publishWaits();
 }
 
 /** The injection token of one of our metrics (willsoto's `getToken`, so `@InjectMetric(name)` finds it too). */
@@ -70,13 +80,24 @@ export const metricProviders: Provider[] = [
   gauge(METRIC.poolSize, 'Pool connections by state: open, in_use, idle, pending (callers waiting), max', [...CONNECTION_LABELS, 'state'], (r, g) =>
     r.readPoolSize(g),
   ),
-  counter(METRIC.waitCount, 'Acquires that waited because every pooled connection was busy'),
-  counter(METRIC.waitDuration, 'Total time acquires waited for a pooled connection, in seconds'),
+  counter(METRIC.waitCount, 'Acquires that waited because every pooled connection was busy', CONNECTION_LABELS, function () {
+    publishWaits(this);
+  }),
+  counter(METRIC.waitDuration, 'Total time acquires waited for a pooled connection, in seconds', CONNECTION_LABELS, function () {
+    publishWaits(this);
+  }),
   counter(METRIC.reconnectAttempts, 'Attempts to bring a down connection back, by result', [...CONNECTION_LABELS, 'result']),
   counter(METRIC.lifetimeClosed, 'Connections closed for reaching conn_max_lifetime'),
   counter(METRIC.idleClosed, 'Connections closed for being idle longer than conn_max_idle_time'),
   counter(METRIC.maxIdleClosed, 'Connections closed because more than max_idle_conns were idle'),
   counter(METRIC.timeouts, 'Acquires that gave up after acquire_timeout'),
   histogram(METRIC.healthCheckDuration, 'Health check (ping) duration in seconds'),
-  histogram(METRIC.acquireDuration, 'Time to get a pooled connection, in seconds'),
+  histogram(METRIC.acquireDuration, 'Time to get a pooled connection, in seconds', function () {
+    const entries: HistogramEntry[] = [];
+    for (const reader of readers.get(this) ?? []) reader.readAcquireDuration(entries);
+    // prom-client exports Object.values(hashMap): the entries are rebuilt from the tallies at every scrape.
+    (this as unknown as { hashMap: Record<string, HistogramEntry> }).hashMap = Object.fromEntries(
+      entries.map((entry) => [`${entry.labels.name}|${entry.labels.type}`, entry]),
+    );
+  }),
 ];

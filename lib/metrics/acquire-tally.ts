@@ -1,0 +1,54 @@
+import { DURATION_BUCKETS } from './metric-names';
+
+/** One label set of a prom-client histogram, as it keeps it (buckets not cumulative, keyed by upper bound). */
+export interface HistogramEntry {
+  labels: Record<string, string>;
+  bucketValues: Record<number, number>;
+  sum: number;
+  count: number;
+}
+
+/**
+ * Acquires of one connection, counted with plain arithmetic when they happen and published at scrape time. Feeding
+ * prom-client on every acquire (a label hash per call) cost ~1 µs per query, measurable against a bare pool.
+ */
+export class AcquireTally {
+  count = 0;
+  sumSeconds = 0;
+  waits = 0;
+  waitSeconds = 0;
+  private readonly perBucket: number[] = DURATION_BUCKETS.map(() => 0);
+  private publishedWaits = 0;
+  private publishedWaitSeconds = 0;
+
+  record(seconds: number, waited: boolean): void {
+    this.count++;
+    this.sumSeconds += seconds;
+    // As prom-client: the first bucket whose bound holds the value; beyond the last one only +Inf (count) has it.
+    for (let i = 0; i < DURATION_BUCKETS.length; i++) {
+      if (seconds <= DURATION_BUCKETS[i]) {
+        this.perBucket[i]++;
+        break;
+      }
+    }
+    if (waited) {
+      this.waits++;
+      this.waitSeconds += seconds;
+    }
+  }
+
+  /** The histogram entry of these acquires. */
+  entry(labels: Record<string, string>): HistogramEntry {
+    const bucketValues: Record<number, number> = {};
+    DURATION_BUCKETS.forEach((bound, i) => (bucketValues[bound] = this.perBucket[i]));
+    return { labels, bucketValues, sum: this.sumSeconds, count: this.count };
+  }
+
+  /** Waits recorded since the last call, for the wait counters. */
+  takeWaits(): { waits: number; seconds: number } {
+    const delta = { waits: this.waits - this.publishedWaits, seconds: this.waitSeconds - this.publishedWaitSeconds };
+    this.publishedWaits = this.waits;
+    this.publishedWaitSeconds = this.waitSeconds;
+    return delta;
+  }
+}
