@@ -182,7 +182,19 @@ export class DbConnection {
     if (this.currentStatus === 'closed') return { status: 'down', responseTimeMs: 0, error: 'connection is closed' };
     const timeout = options.timeout ?? this.config.healthCheckTimeout;
     this.inFlightPing ??= this.traced('dbmanager.health_check', () => this.runPing(timeout), healthOutcome).finally(() => (this.inFlightPing = undefined));
-    return this.inFlightPing;
+    const shared = this.inFlightPing;
+    if (!timeout) return shared;
+    // A caller who joins a ping started earlier (by the loop, with another bound) still answers within its own timeout.
+    let timer: NodeJS.Timeout | undefined;
+    const own = new Promise<ConnectionHealth>((resolve) => {
+      timer = setTimeout(() => resolve({ status: 'down', responseTimeMs: timeout, error: `ping timed out after ${timeout} ms` }), timeout + OWN_TIMEOUT_SLACK_MS);
+      timer.unref();
+    });
+    try {
+      return await Promise.race([shared, own]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async runPing(timeout: number): Promise<ConnectionHealth> {
@@ -355,6 +367,9 @@ export class DbConnection {
 function healthOutcome(result: ConnectionHealth): SpanOutcome {
   return { attributes: { 'dbmanager.health.status': result.status }, error: result.error };
 }
+
+/** Lets a shared ping that started with the same bound answer first (it also records the status). */
+const OWN_TIMEOUT_SLACK_MS = 5;
 
 /** How often close() looks whether lent-out connections came back. */
 const DRAIN_POLL_MS = 10;

@@ -102,6 +102,18 @@ describe('fault: black-holed connection at runtime', () => {
     expect(h.manager.stats().connections.hole).toMatchObject({ status: 'down' });
   });
 
+  it('a caller who joins a running ping with a shorter timeout still answers within its own timeout', async () => {
+    const hole = h.manager.get('hole');
+    const long = hole.healthCheck({ timeout: 3_000 }); // as a loop started with a longer bound would
+    const started = performance.now();
+    const short = await hole.healthCheck({ timeout: 300 });
+    const ms = performance.now() - started;
+    expect(short).toMatchObject({ status: 'down', error: 'ping timed out after 300 ms' });
+    expect(ms).toBeGreaterThanOrEqual(290);
+    expect(ms).toBeLessThan(300 + MARGIN_MS);
+    expect((await long).status).toBe('down');
+  });
+
   it('shares one ping per connection among 50 concurrent /health calls and leaves nothing queued', async () => {
     const hole = h.manager.get('hole');
     // Pool: MAX - 1 connections hung in queries; the ping's own connection was torn down. The next ping must open one

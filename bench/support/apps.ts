@@ -1,0 +1,140 @@
+import 'reflect-metadata';
+import { Controller, Get, type INestApplicationContext, Module, type OnModuleInit, type Type } from '@nestjs/common';
+import { ModuleRef, NestFactory } from '@nestjs/core';
+import type { Connection, MikroORM } from '@mikro-orm/core';
+import { CONTEXT_NAMES, getMikroORMToken, MikroOrmModule } from '@mikro-orm/nestjs';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { HealthCheck, HealthCheckService, MikroOrmHealthIndicator, TerminusModule } from '@nestjs/terminus';
+import { PrometheusModule } from '@willsoto/nestjs-prometheus';
+import { DbHealthIndicator, DbManager, type DbManagerConfigInput, DbManagerModule } from '../../lib';
+import { HttpClient } from './http';
+
+// PrometheusModule.register() starts prom-client's default metrics when evaluated, which may happen once per process.
+const prometheus = PrometheusModule.register();
+
+/** A running bench app: HTTP on 127.0.0.1 when listening, else an application context. */
+export interface BenchApp {
+  readonly app: INestApplicationContext;
+  /** Keep-alive client for the app's HTTP port (throws when the app does not listen). */
+  readonly http: HttpClient;
+  close(): Promise<void>;
+}
+
+export interface OursApp extends BenchApp {
+  readonly manager: DbManager;
+}
+
+export interface AnchorApp extends BenchApp {
+  /** The MikroORM of a context, by the name the caller gave it. */
+  orm(name: string): MikroORM;
+}
+
+@Controller('health')
+class OursHealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly db: DbHealthIndicator,
+  ) {}
+
+  @Get()
+  @HealthCheck()
+  check() {
+    return this.health.check([() => this.db.checkAll()]);
+  }
+}
+
+/** Our module as a user wires it: DbManagerModule + TerminusModule + PrometheusModule + a /health controller. */
+export async function startOursApp(config: DbManagerConfigInput, options: { listen?: boolean } = {}): Promise<OursApp> {
+  @Module({ imports: [DbManagerModule.forRoot(config), TerminusModule, prometheus], controllers: [OursHealthController] })
+  class OursBenchModule {}
+  const app = await boot(OursBenchModule, options.listen ?? true);
+  return Object.assign(app, { manager: app.app.get(DbManager) });
+}
+
+/** The baseline for /metrics: an app with PrometheusModule only (prom-client's default metrics). */
+export async function startPrometheusOnlyApp(): Promise<BenchApp> {
+  @Module({ imports: [prometheus] })
+  class PrometheusOnlyModule {}
+  return boot(PrometheusOnlyModule, true);
+}
+
+/** One @mikro-orm/nestjs context of the anchor app. */
+export interface AnchorContext {
+  name: string;
+  url: string;
+}
+
+let anchorApps = 0;
+
+/**
+ * The anchor: @mikro-orm/nestjs 6.1.2 with one MikroOrmModule.forRoot per context (its documented multi-database set-up),
+ * Terminus' MikroOrmHealthIndicator on every context, PrometheusModule. MikroORM options are left at their defaults.
+ */
+export async function startAnchorApp(contexts: AnchorContext[], options: { listen?: boolean; healthTimeoutMs?: number } = {}): Promise<AnchorApp> {
+  const seq = ++anchorApps;
+  // Context names are a global list in @mikro-orm/nestjs; a failed startup never runs the shutdown hook that clears it.
+  CONTEXT_NAMES.length = 0;
+  const tokenOf = (name: string) => getMikroORMToken(`${name}-${seq}`);
+  const roots = contexts.map(({ name, url }) =>
+    MikroOrmModule.forRoot({
+      contextName: `${name}-${seq}`,
+      registerRequestContext: false,
+      driver: PostgreSqlDriver,
+      clientUrl: url,
+      discovery: { warnWhenNoEntities: false },
+    }),
+  );
+  const controller = anchorHealthController(
+    contexts.map((c) => c.name),
+    tokenOf,
+    options.healthTimeoutMs ?? 1_000,
+  );
+  @Module({ imports: [...roots, MikroOrmModule.forMiddleware(), TerminusModule, prometheus], controllers: [controller] })
+  class AnchorBenchModule {}
+  const app = await boot(AnchorBenchModule, options.listen ?? true);
+  return Object.assign(app, { orm: (name: string) => app.app.get<MikroORM>(tokenOf(name), { strict: false }) });
+}
+
+function anchorHealthController(names: string[], tokenOf: (name: string) => string, timeout: number): Type<unknown> {
+  @Controller('health')
+  class AnchorHealthController implements OnModuleInit {
+    private connections: Connection[] = [];
+
+    constructor(
+      private readonly health: HealthCheckService,
+      private readonly mikroOrm: MikroOrmHealthIndicator,
+      private readonly moduleRef: ModuleRef,
+    ) {}
+
+    onModuleInit(): void {
+      this.connections = names.map((name) => this.moduleRef.get<MikroORM>(tokenOf(name), { strict: false }).em.getConnection());
+    }
+
+    @Get()
+    @HealthCheck()
+    check() {
+      return this.health.check(names.map((name, i) => () => this.mikroOrm.pingCheck(name, { connection: this.connections[i], timeout })));
+    }
+  }
+  return AnchorHealthController;
+}
+
+async function boot(module: Type<unknown>, listen: boolean): Promise<BenchApp> {
+  const options = { logger: false as const, abortOnError: false };
+  if (!listen) {
+    const app = await NestFactory.createApplicationContext(module, options);
+    return { app, get http(): HttpClient { throw new Error('this bench app does not listen'); }, close: () => app.close() };
+  }
+  const app = await NestFactory.create(module, options);
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as { port: number };
+  const http = new HttpClient(`http://127.0.0.1:${port}`);
+  return {
+    app,
+    http,
+    async close() {
+      http.close();
+      await app.close();
+    },
+  };
+}
