@@ -132,6 +132,38 @@ export function knexPoolOptions(config: ConnectionConfig, observer: PoolObserver
   return { options, notApplicable };
 }
 
+/** What a server database adds to the pool options: its defaults and how its driver's connection settings are built. */
+export interface KnexServerSpec {
+  defaultPort: number;
+  /** The name MikroORM gets (each database has its own default when none is configured). */
+  dbName: string;
+  /** DSN query parameters the driver passes on (the rest are reported as not used). */
+  passedDsnParams?: readonly string[];
+  /** The driver's `driverOptions.connection`, built on the user's own; lines for fields it cannot honour go to `notApplicable`. */
+  connection(user: Record<string, unknown>, notApplicable: string[]): Record<string, unknown>;
+}
+
+/** The pool options plus the server's address, credentials and connection settings: what every server driver derives. */
+export function knexServerOptions(config: ConnectionConfig, observer: PoolObserver, hooks: KnexDialectHooks, server: KnexServerSpec): DerivedOrmOptions {
+  const derived = knexPoolOptions(config, observer, hooks);
+  const driverOptions = derived.options.driverOptions as Record<string, unknown>;
+  const connection = server.connection((driverOptions.connection ?? {}) as Record<string, unknown>, derived.notApplicable);
+  derived.options = {
+    ...derived.options,
+    host: config.host,
+    port: config.port ?? server.defaultPort,
+    user: config.user,
+    password: config.password,
+    dbName: server.dbName,
+    schema: config.schema,
+    driverOptions: { ...driverOptions, connection },
+  };
+  for (const key of Object.keys(config.dsnParams)) {
+    if (key !== 'application_name' && !server.passedDsnParams?.includes(key)) derived.notApplicable.push(`dsn parameter "${key}" is not used`);
+  }
+  return derived;
+}
+
 /** Listens to the pool's events (once per pool: a reconnect builds a new one). */
 export function attachKnexPool(orm: MikroORM, config: ConnectionConfig, observer: PoolObserver, hooks: KnexDialectHooks): void {
   const pool = poolOf(orm) as (TarnPool & { [ATTACHED]?: boolean }) | undefined;

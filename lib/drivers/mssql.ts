@@ -4,7 +4,7 @@ import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
 import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
 import type { QueryListener } from '../tracing/query-listener';
-import { attachKnexPool, type KnexDialectHooks, knexDriverMethods, knexOf, knexPoolOptions, type PooledConnection } from './knex-pool';
+import { attachKnexPool, type KnexDialectHooks, knexDriverMethods, knexOf, knexServerOptions, type PooledConnection } from './knex-pool';
 import { withMethodsReplaced } from './native-watch';
 
 /** The slice of a tedious `Connection` this file uses. */
@@ -111,35 +111,26 @@ export const mssqlDriver: DbDriver = {
   },
 
   ormOptions(config: ConnectionConfig, observer: PoolObserver) {
-    const derived = knexPoolOptions(config, observer, hooks);
-    const driverOptions = derived.options.driverOptions as Record<string, unknown>;
-    const userConnection = (driverOptions.connection ?? {}) as Record<string, unknown>;
-    // knex spreads `connection.options` last into tedious' options, so ours go there.
-    const options: Record<string, unknown> = {
-      ...(userConnection.options as object | undefined),
-      appName: config.applicationName,
-      // Bounds TCP connect, TLS and login: a server that accepts TCP and never answers fails after this.
-      connectTimeout: config.connectTimeout || FOREVER,
-      // tedious sends ATTENTION after this; the server cancels the statement and the connection stays usable. 0 = none.
-      requestTimeout: config.queryTimeout,
-      ...tlsOptions(config, derived.notApplicable),
-    };
-    if (config.dsnParams.instanceName) options.instanceName = config.dsnParams.instanceName;
-    derived.options = {
-      ...derived.options,
-      host: config.host,
-      port: config.port ?? 1433,
-      user: config.user,
-      password: config.password,
+    return knexServerOptions(config, observer, hooks, {
+      defaultPort: 1433,
       // The login's usual default database; MikroORM needs a name.
       dbName: config.database ?? 'master',
-      schema: config.schema,
-      driverOptions: { ...driverOptions, connection: { ...userConnection, options } },
-    };
-    for (const key of Object.keys(config.dsnParams)) {
-      if (key !== 'application_name' && !DSN_OPTIONS.includes(key)) derived.notApplicable.push(`dsn parameter "${key}" is not used`);
-    }
-    return derived;
+      passedDsnParams: DSN_OPTIONS,
+      connection(user, notApplicable) {
+        // knex spreads `connection.options` last into tedious' options, so ours go there.
+        const options: Record<string, unknown> = {
+          ...(user.options as object | undefined),
+          appName: config.applicationName,
+          // Bounds TCP connect, TLS and login: a server that accepts TCP and never answers fails after this.
+          connectTimeout: config.connectTimeout || FOREVER,
+          // tedious sends ATTENTION after this; the server cancels the statement and the connection stays usable. 0 = none.
+          requestTimeout: config.queryTimeout,
+          ...tlsOptions(config, notApplicable),
+        };
+        if (config.dsnParams.instanceName) options.instanceName = config.dsnParams.instanceName;
+        return { ...user, options };
+      },
+    });
   },
 
   target(config) {

@@ -2,7 +2,7 @@ import type { Options } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import type { DbDriver, PoolObserver } from './driver';
-import { type KnexDialectHooks, knexDriverMethods, knexPoolOptions, type PooledConnection } from './knex-pool';
+import { type KnexDialectHooks, knexDriverMethods, knexServerOptions, type PooledConnection } from './knex-pool';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 
 /** Server errors a retry cannot fix: bad credentials, no such database, no right to use it. */
@@ -85,40 +85,32 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
     loadOrmDriver: (connectionName) => spec.loadOrmDriver(connectionName),
 
     ormOptions(config: ConnectionConfig, observer: PoolObserver) {
-      const derived = knexPoolOptions(config, observer, hooks);
-      const driverOptions = derived.options.driverOptions as Record<string, unknown>;
-      const userConnection = (driverOptions.connection ?? {}) as Record<string, unknown>;
-      const connection: Record<string, unknown> = {
-        ...userConnection,
-        // 0 disables the timer in both libraries; the MariaDB connector's own default would be 1 s.
-        connectTimeout: config.connectTimeout,
-        // Shown in performance_schema.session_connect_attrs (when the server has performance_schema on).
-        connectAttributes: { ...(userConnection.connectAttributes as object | undefined), program_name: config.applicationName },
-      };
-      // No database named: connect without one (MikroORM still needs a name, which then only labels it).
-      if (!config.database) connection.database = null;
-      const ssl = sslOption(config.sslmode);
-      if (ssl) connection.ssl = ssl;
-      for (const key of PASSED_DSN_PARAMS) if (config.dsnParams[key] !== undefined) connection[key] = config.dsnParams[key];
-      derived.options = {
-        ...derived.options,
-        host: config.host,
-        port: config.port ?? 3306,
-        user: config.user,
-        password: config.password,
+      return knexServerOptions(config, observer, hooks, {
+        defaultPort: 3306,
         dbName: config.database ?? NO_DATABASE,
-        driverOptions: { ...driverOptions, connection },
-      };
-      if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
-        derived.notApplicable.push(`sslmode "${config.sslmode}" is treated as "disable": the ${spec.type} client cannot fall back between TLS and plain`);
-      }
-      if (config.sslmode === 'verify-ca') {
-        derived.notApplicable.push('sslmode "verify-ca" is treated as "verify-full": the client checks the host name too');
-      }
-      for (const key of Object.keys(config.dsnParams)) {
-        if (key !== 'application_name' && !PASSED_DSN_PARAMS.includes(key)) derived.notApplicable.push(`dsn parameter "${key}" is not used`);
-      }
-      return derived;
+        passedDsnParams: PASSED_DSN_PARAMS,
+        connection(user, notApplicable) {
+          const connection: Record<string, unknown> = {
+            ...user,
+            // 0 disables the timer in both libraries; the MariaDB connector's own default would be 1 s.
+            connectTimeout: config.connectTimeout,
+            // Shown in performance_schema.session_connect_attrs (when the server has performance_schema on).
+            connectAttributes: { ...(user.connectAttributes as object | undefined), program_name: config.applicationName },
+          };
+          // No database named: connect without one (MikroORM still needs a name, which then only labels it).
+          if (!config.database) connection.database = null;
+          const ssl = sslOption(config.sslmode);
+          if (ssl) connection.ssl = ssl;
+          for (const key of PASSED_DSN_PARAMS) if (config.dsnParams[key] !== undefined) connection[key] = config.dsnParams[key];
+          if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
+            notApplicable.push(`sslmode "${config.sslmode}" is treated as "disable": the ${spec.type} client cannot fall back between TLS and plain`);
+          }
+          if (config.sslmode === 'verify-ca') {
+            notApplicable.push('sslmode "verify-ca" is treated as "verify-full": the client checks the host name too');
+          }
+          return connection;
+        },
+      });
     },
 
     target(config) {

@@ -3,7 +3,7 @@ import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
 import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
-import { type KnexDialectHooks, knexDriverMethods, knexPoolOptions } from './knex-pool';
+import { type KnexDialectHooks, knexDriverMethods, knexServerOptions } from './knex-pool';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 
 /** SQLSTATEs a retry cannot fix: bad credentials, no such database, not allowed to connect. */
@@ -60,40 +60,26 @@ export const postgresDriver: DbDriver = {
   },
 
   ormOptions(config: ConnectionConfig, observer: PoolObserver) {
-    const derived = knexPoolOptions(config, observer, hooks);
-    const driverOptions = derived.options.driverOptions as Record<string, unknown>;
-    const userConnection = (driverOptions.connection ?? {}) as Record<string, unknown>;
-    const connection: Record<string, unknown> = {
-      ...userConnection,
-      application_name: config.applicationName,
-      keepAlive: true,
-    };
-    // A stream of the user's own is left alone (close() then waits for its connects to time out).
-    if (!userConnection.stream) connection.stream = trackedStream(config);
-    if (config.connectTimeout) connection.connectionTimeoutMillis = config.connectTimeout;
-    // The server cancels the statement and the connection stays usable (pg's client-side query_timeout would not).
-    if (config.queryTimeout) connection.statement_timeout = config.queryTimeout;
-    const ssl = sslOption(config.sslmode);
-    if (ssl !== undefined) connection.ssl = ssl;
-    if (config.schema) connection.options = `-c search_path=${config.schema.replace(/[^A-Za-z0-9_$]/g, '')},public`;
-    derived.options = {
-      ...derived.options,
-      host: config.host,
-      port: config.port ?? 5432,
-      user: config.user,
-      password: config.password,
+    return knexServerOptions(config, observer, hooks, {
+      defaultPort: 5432,
       // As libpq does: no database named means the one named after the user.
       dbName: config.database ?? config.user ?? 'postgres',
-      schema: config.schema,
-      driverOptions: { ...driverOptions, connection },
-    };
-    if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
-      derived.notApplicable.push(`sslmode "${config.sslmode}" is treated as "disable": node-postgres cannot fall back between TLS and plain`);
-    }
-    for (const key of Object.keys(config.dsnParams)) {
-      if (key !== 'application_name') derived.notApplicable.push(`dsn parameter "${key}" is not used`);
-    }
-    return derived;
+      connection(user, notApplicable) {
+        const connection: Record<string, unknown> = { ...user, application_name: config.applicationName, keepAlive: true };
+        // A stream of the user's own is left alone (close() then waits for its connects to time out).
+        if (!user.stream) connection.stream = trackedStream(config);
+        if (config.connectTimeout) connection.connectionTimeoutMillis = config.connectTimeout;
+        // The server cancels the statement and the connection stays usable (pg's client-side query_timeout would not).
+        if (config.queryTimeout) connection.statement_timeout = config.queryTimeout;
+        const ssl = sslOption(config.sslmode);
+        if (ssl !== undefined) connection.ssl = ssl;
+        if (config.schema) connection.options = `-c search_path=${config.schema.replace(/[^A-Za-z0-9_$]/g, '')},public`;
+        if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
+          notApplicable.push(`sslmode "${config.sslmode}" is treated as "disable": node-postgres cannot fall back between TLS and plain`);
+        }
+        return connection;
+      },
+    });
   },
 
   target(config) {
