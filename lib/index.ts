@@ -4,7 +4,7 @@ export { DbConnection } from './connection/db-connection';
 export { DbHealthIndicator, type DbHealthCheckOptions, type DbHealthDetails } from './health/db-health.indicator';
 export { DbManagerMetrics, METRIC, DURATION_BUCKETS } from './metrics';
 export { TRACER_NAME, sanitizeSql, summarizeSql } from './tracing';
-export type { ConnectionHealth, ConnectionStats, ConnectionStatus } from './connection/connection.types';
+export type { CloseReason, ConnectionEvents, ConnectionHealth, ConnectionStats, ConnectionStatus, ConnectionTarget, PoolGauges } from './vocabulary';
 export { InjectConnection, InjectEntityManager } from './decorators';
 export { getConnectionToken, getEntityManagerToken, DBMANAGER_CONFIG } from './tokens';
 export { parseDbManagerConfig, type ParseConfigOptions } from './config/parse-config';

@@ -1,6 +1,6 @@
-import type { AsyncLocalStorage } from 'node:async_hooks';
-import { Injectable, type NestMiddleware } from '@nestjs/common';
+import { Injectable, Logger, type NestMiddleware } from '@nestjs/common';
 import { type EntityManager, RequestContext } from '@mikro-orm/core';
+import { requestScope, type RequestScope } from './drivers/adapters/mikro-orm';
 import { DbManager } from './manager/db-manager';
 
 /** Forks a connection's EntityManager the first time a request uses it, so unused connections cost nothing. */
@@ -29,11 +29,16 @@ class LazyForks extends Map<string, EntityManager> {
 /** Gives every request its own MikroORM context for every connection (as @mikro-orm/nestjs does for one). */
 @Injectable()
 export class DbRequestContextMiddleware implements NestMiddleware {
-  constructor(private readonly manager: DbManager) {}
+  private readonly scope: RequestScope;
+
+  constructor(private readonly manager: DbManager) {
+    const lazy = requestScope();
+    if (typeof lazy === 'string') new Logger('DbManager').warn(lazy);
+    // Without the lazy scope, MikroORM's public RequestContext.create() forks every connection's EntityManager.
+    this.scope = typeof lazy === 'string' ? (_forks, next) => RequestContext.create(this.manager.all().map((c) => c.orm.em), next) : lazy;
+  }
 
   use(_req: unknown, _res: unknown, next: (error?: unknown) => void): void {
-    // RequestContext.create() forks every EntityManager up front; its storage is the same AsyncLocalStorage.
-    const storage = (RequestContext as unknown as { storage: AsyncLocalStorage<RequestContext> }).storage;
-    storage.run(new RequestContext(new LazyForks(this.manager)), next);
+    this.scope(new LazyForks(this.manager), next);
   }
 }

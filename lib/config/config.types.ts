@@ -1,7 +1,7 @@
 import type { Options as MikroOrmOptions } from '@mikro-orm/core';
+import type { DatabaseType } from '../vocabulary';
 
-/** Database types a connection can have. */
-export type DatabaseType = 'postgres' | 'sqlite' | 'mssql' | 'mongodb' | 'mysql' | 'mariadb';
+export type { DatabaseType };
 
 /** What `getDefaultDatabase()` returns for a connection: its EntityManager, its Knex, or its native client. */
 export type DefaultOrm = 'orm' | 'knex' | 'native';

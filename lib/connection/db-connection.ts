@@ -2,15 +2,15 @@ import { EventEmitter } from 'node:events';
 import { Logger } from '@nestjs/common';
 import { type EntityManager, MikroORM, type Options } from '@mikro-orm/core';
 import type { ConnectionConfig, DatabaseType } from '../config/config.types';
-import type { ConnectionTarget, DbDriver, PoolGauges } from '../drivers/driver';
+import type { DbDriver, DriverSession } from '../drivers/driver';
 import { driverFor } from '../drivers/registry';
 import { ConnectionClosedError, NotMongoDatabaseError, NotSqlDatabaseError } from '../errors';
-import type { ConnectionEvents, ConnectionHealth, ConnectionStats, ConnectionStatus } from './connection.types';
-import { PoolCounters } from './pool-counters';
-import { errorMessage, secretRedactor } from './redact';
 import { logConnectionEvents, queryLog } from '../tracing/connection-log';
 import { ConnectionTracing, type SpanOutcome } from '../tracing/connection-tracing';
-import { combineQueryListeners, type QueryListener } from '../tracing/query-listener';
+import { combineQueryListeners } from '../tracing/query-listener';
+import type { ConnectionEvents, ConnectionHealth, ConnectionStats, ConnectionStatus, ConnectionTarget, PoolGauges, QueryListener } from '../vocabulary';
+import { PoolCounters } from './pool-counters';
+import { errorMessage, secretRedactor } from './redact';
 
 /**
  * One named database connection: a MikroORM instance whose EntityManager, query builder and native client
@@ -27,7 +27,10 @@ export class DbConnection {
   readonly target: ConnectionTarget;
 
   private currentStatus: ConnectionStatus = 'connecting';
-  private poolOpen = false;
+  /** The open pool and everything that depends on it; undefined until the first open succeeds. */
+  private session?: DriverSession;
+  /** Adapter warnings already logged (each once per connection, however often the pool is reopened). */
+  private readonly warned = new Set<string>();
   private lastCheck: Date | null = null;
   private lastFailure: string | null = null;
   private reconnectCount = 0;
@@ -74,7 +77,7 @@ export class DbConnection {
       closed: (reason) => self?.emit('closed', reason),
       connectionError: (error) => self?.emit('connectionError', error),
     });
-    const { options, notApplicable } = driver.ormOptions(config, counters);
+    const { options, notApplicable } = driver.ormOptions(config);
     const { mikroOrm } = config;
     const logger = new Logger(`DbManager:${config.name}`);
     const orm = await MikroORM.init({
@@ -85,8 +88,7 @@ export class DbConnection {
       connect: false,
       ensureDatabase: false,
       discovery: { warnWhenNoEntities: false, ...mikroOrm.discovery },
-      driverOptions: mergeDriverOptions(mikroOrm.driverOptions, options.driverOptions),
-      // Queries are logged by our knex-level listener with literals masked (MikroORM's own query log would repeat them).
+      // Queries are logged by our own listener with literals masked (MikroORM's own query log would repeat them).
       debug: mikroOrm.debug ?? (config.enableLogging ? ['info'] : false),
       logger: mikroOrm.logger ?? ((message: string) => logger.log(message)),
     } as Options);
@@ -123,16 +125,12 @@ export class DbConnection {
 
   /** The Knex query builder on this connection's pool (SQL only). */
   knex<K = import('knex').Knex>(): K {
-    this.assertOpen();
-    if (!this.driver.knex) throw new NotSqlDatabaseError(this.name, this.type, 'knex()');
-    return this.driver.knex(this.orm) as K;
+    return this.openSession('sql', 'knex()').knex!() as K;
   }
 
   /** The MongoClient (MongoDB only). */
   mongo<M = unknown>(): M {
-    this.assertOpen();
-    if (!this.driver.mongo) throw new NotMongoDatabaseError(this.name, this.type);
-    return this.driver.mongo(this.orm) as M;
+    return this.openSession('mongo', 'mongo()').mongo!() as M;
   }
 
   /**
@@ -140,12 +138,23 @@ export class DbConnection {
    * after `fn`. Inside `em.transactional` it lends the transaction's connection. Do not end or release it yourself.
    */
   async withNativeClient<T, C = unknown>(fn: (client: C) => Promise<T> | T): Promise<T> {
+    return this.openSession('sql', 'withNativeClient()').withNativeClient(fn as (client: unknown) => Promise<T> | T);
+  }
+
+  /** The session behind an access path of `family`, or the error that says why there is none. */
+  private openSession(family: 'sql' | 'mongo', what: string): DriverSession {
     this.assertOpen();
-    if (this.driver.family !== 'sql') throw new NotSqlDatabaseError(this.name, this.type, 'withNativeClient()');
-    const lend = fn as (client: unknown) => Promise<T> | T;
-    const queries = this.queries;
-    const watched = queries && this.driver.watchNativeClient ? (client: unknown) => lend(this.driver.watchNativeClient!(client, queries)) : lend;
-    return this.driver.withNativeClient(this.orm, this.orm.em, watched);
+    if (this.driver.accessFamily !== family) {
+      throw family === 'sql' ? new NotSqlDatabaseError(this.name, this.type, what) : new NotMongoDatabaseError(this.name, this.type);
+    }
+    if (!this.session) {
+      const what = family === 'mongo' ? 'the MongoDB client' : 'the connection pool';
+      throw new Error(
+        `Connection "${this.name}": ${what} is not open, as the server has not been reachable yet` +
+          `${this.lastFailure ? ` (${this.lastFailure})` : ''}. Wait until the connection is up (its status, or healthCheck()).`,
+      );
+    }
+    return this.session;
   }
 
   /**
@@ -160,8 +169,8 @@ export class DbConnection {
     this.assertOpen();
     try {
       // Inside the try: MongoDB reaches the server while opening its pool, and that failure is a "down" too.
-      await this.openPool();
-      await this.driver.ping(this.orm, this.config.connectTimeout || this.config.healthCheckTimeout);
+      const session = await this.openPool();
+      await session.ping(this.config.connectTimeout || this.config.healthCheckTimeout);
     } catch (error) {
       this.recordFailure(error);
       throw error;
@@ -202,8 +211,8 @@ export class DbConnection {
     const wasDown = this.currentStatus === 'down';
     let result: ConnectionHealth;
     try {
-      await this.openPool();
-      await this.driver.ping(this.orm, timeout);
+      const session = await this.openPool();
+      await session.ping(timeout);
       result = { status: 'up', responseTimeMs: round(performance.now() - started) };
       this.recordSuccess();
       // Whoever pinged (the loop, a reconnect attempt, /health), coming back from down is one reconnect.
@@ -235,10 +244,10 @@ export class DbConnection {
 
   /** Live pool gauges. */
   gauges(): PoolGauges {
-    if (!this.poolOpen || this.currentStatus === 'closed') {
+    if (!this.session || this.currentStatus === 'closed') {
       return { open: 0, inUse: 0, idle: 0, pending: 0, max: this.config.maxOpenConns };
     }
-    return this.driver.gauges(this.orm, this.config);
+    return this.session.gauges();
   }
 
   /** Pool figures and health. */
@@ -280,25 +289,26 @@ export class DbConnection {
   private async shutdown(drainMs: number): Promise<void> {
     this.setStatus('closed');
     await Promise.allSettled([this.inFlightPing, this.inFlightReconnect]);
-    if (this.poolOpen) {
-      await this.drain(drainMs);
-      this.poolOpen = false;
-      const aborted = this.driver.abortInUse?.(this.orm, this.config) ?? 0;
+    const session = this.session;
+    if (session) {
+      await this.drain(session, drainMs);
+      this.session = undefined;
+      const aborted = session.abort();
       if (aborted) {
         this.logger.warn(
           `${aborted} connection(s) still busy or connecting after ${Math.round(drainMs)} ms (shutdown_timeout): torn down, their queries fail`,
         );
       }
-      await this.orm.close(true).catch((error) => this.logger.warn(`closing the pool failed: ${this.redact(errorMessage(error))}`));
+      await session.close().catch((error) => this.logger.warn(`closing the pool failed: ${this.redact(errorMessage(error))}`));
     }
     this.emitter.removeAllListeners();
   }
 
   /** Waits until no pooled connection is lent out or waited for, for at most `ms`. */
-  private async drain(ms: number): Promise<void> {
+  private async drain(session: DriverSession, ms: number): Promise<void> {
     const deadline = performance.now() + ms;
     const busy = () => {
-      const gauges = this.driver.gauges(this.orm, this.config);
+      const gauges = session.gauges();
       return gauges.inUse + gauges.pending > 0;
     };
     while (busy()) {
@@ -318,14 +328,21 @@ export class DbConnection {
     return this.tracing ? this.tracing.span(name, fn, (error) => this.redact(errorMessage(error)), outcome) : fn();
   }
 
-  private async openPool(): Promise<void> {
-    if (this.poolOpen) return;
+  /** The open session, opening the pool first when there is none (at startup, or after the client could not connect). */
+  private async openPool(): Promise<DriverSession> {
+    if (this.session) return this.session;
     try {
-      if (this.driver.open) await this.driver.open(this.orm, this.config, this.counters);
-      else await this.orm.em.getDriver().connect();
-      this.poolOpen = true;
-      this.driver.attach(this.orm, this.config, this.counters);
-      if (this.queries) this.driver.observeQueries?.(this.orm, this.queries);
+      this.session = await this.driver.open(this.orm, {
+        config: this.config,
+        observer: this.counters,
+        queries: this.queries,
+        warn: (message) => {
+          if (this.warned.has(message)) return;
+          this.warned.add(message);
+          this.logger.warn(message);
+        },
+      });
+      return this.session;
     } catch (error) {
       await this.orm.close(true).catch(() => undefined);
       throw error;
@@ -376,17 +393,4 @@ const DRAIN_POLL_MS = 10;
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;
-}
-
-/** Ours win on the pool and connection settings we derive; the user's other driver options stay. */
-function mergeDriverOptions(user: unknown, ours: unknown): Record<string, unknown> {
-  const u = (user ?? {}) as Record<string, unknown>;
-  const o = (ours ?? {}) as Record<string, unknown>;
-  const merged: Record<string, unknown> = { ...u, ...o };
-  for (const key of Object.keys(o)) {
-    const a = u[key];
-    const b = o[key];
-    if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a)) merged[key] = { ...(a as object), ...(b as object) };
-  }
-  return merged;
 }

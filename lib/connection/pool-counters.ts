@@ -1,4 +1,4 @@
-import type { CloseReason, PoolObserver } from '../drivers/driver';
+import type { CloseReason, PoolObserver } from '../vocabulary';
 
 /** Cumulative pool figures, fed by the driver's pool events; `forward` passes each event on (metrics, health). */
 export class PoolCounters implements PoolObserver {

@@ -1,32 +1,9 @@
-import type { EntityManager, MikroORM, Options } from '@mikro-orm/core';
-import type { ConnectionConfig, DatabaseType } from '../config/config.types';
-import type { QueryListener } from '../tracing/query-listener';
+import type { MikroORM, Options } from '@mikro-orm/core';
+import type { ConnectionConfig } from '../config/config.types';
+import type { ConnectionTarget, DatabaseType, PoolGauges, PoolObserver, QueryListener } from '../vocabulary';
 
-/** Why the pool closed one of its connections. */
-export type CloseReason = 'idle' | 'lifetime' | 'max_idle' | 'broken' | 'shutdown';
-
-/** Live pool gauges, read when asked. */
-export interface PoolGauges {
-  /** Connections open to the server (in use + idle). */
-  open: number;
-  inUse: number;
-  idle: number;
-  /** Callers waiting for a connection. */
-  pending: number;
-  max: number;
-}
-
-/** What a driver reports about its pool as it happens; the connection counts it and forwards it to metrics. */
-export interface PoolObserver {
-  /** A caller got a connection after `waitMs`; `waited` is true when the pool was saturated when it asked. */
-  acquired(waitMs: number, waited: boolean): void;
-  /** A caller gave up waiting after `acquire_timeout`. */
-  acquireTimedOut(waitMs: number): void;
-  /** The pool closed a connection. */
-  closed(reason: CloseReason): void;
-  /** A pooled connection failed on its own (the server closed it, the network dropped). */
-  connectionError(error: unknown): void;
-}
+/** What a connection offers besides its EntityManager: a query builder and native SQL client, or MongoDB's client. */
+export type AccessFamily = 'sql' | 'mongo';
 
 /** The MikroORM options a driver derives from one connection's config, and the settings it cannot honour. */
 export interface DerivedOrmOptions {
@@ -35,19 +12,41 @@ export interface DerivedOrmOptions {
   notApplicable: string[];
 }
 
-/** Where a connection points, for span attributes and messages (never credentials). */
-export interface ConnectionTarget {
-  /** OpenTelemetry `db.system.name`. */
-  dbSystem: string;
-  namespace?: string;
-  address?: string;
-  port?: number;
-  /** A DSN-shaped description with the password masked. */
-  display: string;
+/** What a session is given by the connection that opens it. */
+export interface SessionContext {
+  /** The validated configuration (holds the password: never log it). */
+  readonly config: ConnectionConfig;
+  /** Told about acquires, timeouts, closes and connection failures as they happen. */
+  readonly observer: PoolObserver;
+  /** Told about every query (tracing, query logging); undefined when both are off, so nothing is attached. */
+  readonly queries?: QueryListener;
+  /** A dependency lacks a shape an adapter needs and the feature degrades: said once, as a warning. */
+  warn(message: string): void;
 }
 
-/** Hands a raw driver client to `fn` and takes it back afterwards. */
-export type NativeClientLender = <T>(fn: (client: unknown) => Promise<T> | T) => Promise<T>;
+/**
+ * One open pool of one connection and everything that depends on it: its gauges, the bounded ping, the access paths
+ * and teardown. A connection holds its session; a reconnect that rebuilds the pool opens a new one.
+ */
+export interface DriverSession {
+  /** Live pool gauges. */
+  gauges(): PoolGauges;
+  /** One round trip to the server, bounded by `timeoutMs`; a ping that times out is cancelled, not left queued. */
+  ping(timeoutMs: number): Promise<void>;
+  /** Lends the raw driver client from the shared pool (or the current transaction's connection) for `fn`. */
+  withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T>;
+  /** The query builder on this pool (Knex on MikroORM 6), for SQL sessions. */
+  knex?(): unknown;
+  /** The MongoClient, for MongoDB sessions. */
+  mongo?(): unknown;
+  /**
+   * Shutdown, once shutdown_timeout is spent: tears down connections still lent out and connects still under way,
+   * so the pool closes at once; returns their count (0: nothing was stuck).
+   */
+  abort(): number;
+  /** Closes the pool and MikroORM's connection on it. */
+  close(): Promise<void>;
+}
 
 /**
  * One database type: everything that depends on which database a connection talks to lives behind this interface,
@@ -57,39 +56,14 @@ export interface DbDriver {
   readonly type: DatabaseType;
   /** The MikroORM driver package users install for this type. */
   readonly packageName: string;
-  readonly family: 'sql' | 'mongo';
+  readonly accessFamily: AccessFamily;
   /** Imports the MikroORM driver package (only when a connection of this type is configured). */
   loadOrmDriver(connectionName: string): Promise<NonNullable<Options['driver']>>;
-  ormOptions(config: ConnectionConfig, observer: PoolObserver): DerivedOrmOptions;
+  /** MikroORM's options for this connection, before any pool exists (the pool's own come with `open`). */
+  ormOptions(config: ConnectionConfig): DerivedOrmOptions;
   target(config: ConnectionConfig): ConnectionTarget;
-  /**
-   * Opens the pool (default: MikroORM's own `connect()`). MongoDB builds its client here, so its pool listeners are
-   * on before the first connection; on failure it must leave nothing open.
-   */
-  open?(orm: MikroORM, config: ConnectionConfig, observer: PoolObserver): Promise<void>;
-  /** Called after each (re)connect: the pool is new, so listeners go on again. */
-  attach(orm: MikroORM, config: ConnectionConfig, observer: PoolObserver): void;
-  gauges(orm: MikroORM, config: ConnectionConfig): PoolGauges;
-  /** One round trip to the server, bounded by `timeoutMs`; a ping that times out is cancelled, not left queued. */
-  ping(orm: MikroORM, timeoutMs: number): Promise<void>;
-  /**
-   * Shutdown, once shutdown_timeout is spent: tears down connections still lent out and connects still under way,
-   * so the pool closes at once; returns their count (0: nothing was stuck).
-   */
-  abortInUse?(orm: MikroORM, config: ConnectionConfig): number;
-  /** Lends the raw driver client from the shared pool (or the current transaction's connection). */
-  withNativeClient<T>(orm: MikroORM, em: EntityManager, fn: (client: unknown) => Promise<T> | T): Promise<T>;
-  /** The query builder (SQL only). */
-  knex?(orm: MikroORM): unknown;
-  /** The MongoClient (MongoDB only). */
-  mongo?(orm: MikroORM): unknown;
-  /**
-   * Reports every query the ORM and query builder run to `listener` (tracing, query logging); called after each
-   * (re)connect, like `attach`, and only when a listener exists, so a connection without them pays nothing.
-   */
-  observeQueries?(orm: MikroORM, listener: QueryListener): void;
-  /** Wraps a lent native client so the queries run on it reach `listener`, for that lend only. */
-  watchNativeClient?(client: unknown, listener: QueryListener): unknown;
+  /** Opens the connection's pool and returns the session that owns it; on failure it leaves nothing open. */
+  open(orm: MikroORM, context: SessionContext): Promise<DriverSession>;
   /** True for errors a retry cannot fix (bad password, unknown database). */
   isPermanentError(error: unknown): boolean;
 }

@@ -1,31 +1,12 @@
 import { DriverNotInstalledError } from '../errors';
+import { destroyMariadbSocket, mariadbServerVersion } from './adapters/mariadb';
 import { importDriverPackage } from './driver';
 import { type MySqlClientLibrary, mysqlFamilyDriver } from './mysql-family';
 
-/** The slice of a MariaDB connector (callback API) connection this file reads. */
-interface MariaDbConnection {
-  serverVersion?(): string;
-  /** The connector's only way to its socket; destroy() would first try to KILL the thread over a new connection. */
-  __tests?: { getSocket(): { destroy(): void } | undefined };
-  destroy?(): void;
-}
-
 /** The MariaDB connector (`mariadb` package), the client library of @mikro-orm/mariadb. */
 const mariadbConnector: MySqlClientLibrary = {
-  serverVersion(connection) {
-    const c = connection as unknown as MariaDbConnection;
-    try {
-      return c.serverVersion?.();
-    } catch {
-      return undefined;
-    }
-  },
-  destroySocket(connection) {
-    const c = connection as unknown as MariaDbConnection;
-    const socket = c.__tests?.getSocket();
-    if (socket) socket.destroy();
-    else c.destroy?.();
-  },
+  serverVersion: async (connection) => mariadbServerVersion(connection),
+  destroySocket: (connection) => destroyMariadbSocket(connection),
 };
 
 export const mariadbDriver = mysqlFamilyDriver({

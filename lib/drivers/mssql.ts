@@ -1,58 +1,22 @@
-import type { MikroORM } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
-import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
-import type { QueryListener } from '../tracing/query-listener';
-import { attachKnexPool, type KnexDialectHooks, knexDriverMethods, knexOf, knexServerOptions, type PooledConnection } from './knex-pool';
+import type { QueryListener } from '../vocabulary';
+import { skipDestroyOfClosed } from './adapters/knex';
+import { closeTedious, isClosed, tlsState } from './adapters/tedious';
+import { type DbDriver, importDriverPackage } from './driver';
+import type { KnexDialect } from './knex/dialect';
+import { KnexSession } from './knex/knex-session';
 import { withMethodsReplaced } from './native-watch';
-
-/** The slice of a tedious `Connection` this file uses. */
-interface TediousConnection extends PooledConnection {
-  /** Set once tedious has torn the connection down and emitted `end`. */
-  closed?: boolean;
-  close(): void;
-}
+import { serverOrmOptions } from './server-options';
 
 /** Longest timer Node accepts; tedious needs a number where "no limit" is meant. */
 const FOREVER = 2_147_483_647;
-const BOUNDED_DESTROY = Symbol('dbmanager.boundedDestroy');
 /** DSN query parameters that become tedious options. */
 const DSN_OPTIONS = ['encrypt', 'trustServerCertificate', 'instanceName'];
 
 /** sslmode values that demand TLS for the whole session. */
 const TLS_REQUIRED = new Set(['require', 'verify-ca', 'verify-full']);
-
-const hooks: KnexDialectHooks = {
-  // tedious with encrypt: true goes on in plain text when the server answers "encryption not supported": refuse that.
-  async prepareConnection(connection, config) {
-    if (!config.sslmode || !TLS_REQUIRED.has(config.sslmode)) return;
-    const io = (connection as unknown as { messageIo?: { tlsNegotiationComplete?: boolean } }).messageIo;
-    if (io && io.tlsNegotiationComplete === false) {
-      (connection as TediousConnection).close();
-      throw Object.assign(new Error(`sslmode is "${config.sslmode}" but the server does not support encryption; use sslmode: disable to connect without TLS`), {
-        code: 'EENCRYPT',
-      });
-    }
-  },
-  // close() destroys the socket at once and fails the running request with ECLOSE (no round trip to a hung server).
-  destroySocket: (connection) => (connection as TediousConnection).close(),
-};
-
-/**
- * knex destroys a tedious connection by calling close() and waiting for `end`; a connection the server already
- * dropped has emitted `end` before, so knex waited for tarn's 5 s destroy timeout (and `orm.close()` with it).
- */
-function boundDestroy(orm: MikroORM): void {
-  const client = knexOf(orm).client as unknown as {
-    destroyRawConnection(connection: TediousConnection): Promise<void>;
-    [BOUNDED_DESTROY]?: boolean;
-  };
-  if (client[BOUNDED_DESTROY]) return;
-  client[BOUNDED_DESTROY] = true;
-  const destroy = client.destroyRawConnection.bind(client);
-  client.destroyRawConnection = (connection) => (connection?.closed ? Promise.resolve() : destroy(connection));
-}
 
 /** A tedious Request as far as watching it goes: its SQL, and the callback tedious calls when it ends. */
 interface TediousRequest {
@@ -77,7 +41,7 @@ function watchRequests(listener: QueryListener) {
 }
 
 /** `sslmode`, else the DSN's `encrypt`/`trustServerCertificate`, as tedious options. */
-function tlsOptions(config: ConnectionConfig, notApplicable: string[]): Record<string, unknown> {
+function tlsOptions(config: ConnectionConfig): Record<string, unknown> {
   const fromDsn: Record<string, unknown> = {};
   const { encrypt, trustServerCertificate } = config.dsnParams;
   if (encrypt !== undefined) fromDsn.encrypt = encrypt === 'strict' ? 'strict' : encrypt === 'true';
@@ -88,21 +52,54 @@ function tlsOptions(config: ConnectionConfig, notApplicable: string[]): Record<s
     case 'disable':
     case 'allow':
     case 'prefer':
-      notApplicable.push(
-        `sslmode "${config.sslmode}" becomes encrypt: false: tedious still encrypts the login packet when the server offers TLS, and uses TLS throughout when the server requires it`,
-      );
       return { encrypt: false };
     case 'require':
       return { encrypt: true, trustServerCertificate: true };
     default:
-      if (config.sslmode === 'verify-ca') notApplicable.push('sslmode "verify-ca" is treated as "verify-full": tedious checks the host name too');
       return { encrypt: true, trustServerCertificate: false };
   }
+}
+
+/** What a SQL Server pool adds to knex's: tedious' options, a TLS check that fails closed, and bounded destroys. */
+function mssqlDialect(config: ConnectionConfig): KnexDialect {
+  return {
+    singleConnection: false,
+    connectionSettings(user) {
+      // knex spreads `connection.options` last into tedious' options, so ours go there.
+      const options: Record<string, unknown> = {
+        ...(user.options as object | undefined),
+        appName: config.applicationName,
+        // Bounds TCP connect, TLS and login: a server that accepts TCP and never answers fails after this.
+        connectTimeout: config.connectTimeout || FOREVER,
+        // tedious sends ATTENTION after this; the server cancels the statement and the connection stays usable. 0 = none.
+        requestTimeout: config.queryTimeout,
+        ...tlsOptions(config),
+      };
+      if (config.dsnParams.instanceName) options.instanceName = config.dsnParams.instanceName;
+      return { ...user, options };
+    },
+    // tedious with encrypt: true goes on in plain text when the server answers "encryption not supported": refuse that.
+    async prepareConnection(connection) {
+      if (!config.sslmode || !TLS_REQUIRED.has(config.sslmode)) return;
+      const tls = tlsState(connection);
+      if (tls === 'yes') return;
+      closeTedious(connection);
+      const why = tls === 'no' ? 'the server does not support encryption' : 'this tedious version does not say whether the connection is encrypted, so it is refused';
+      throw Object.assign(new Error(`sslmode is "${config.sslmode}" but ${why}; use sslmode: disable to connect without TLS`), { code: 'EENCRYPT' });
+    },
+    // close() destroys the socket at once and fails the running request with ECLOSE (no round trip to a hung server).
+    destroySocket: (connection) => closeTedious(connection),
+    // knex closes a tedious connection and waits for `end`, which a connection the server already dropped has emitted
+    // before: knex then waited for tarn's 5 s destroy timeout (and `orm.close()` with it).
+    adaptClient: (client) => skipDestroyOfClosed(client, isClosed),
+    watchNativeClient: (client, listener) => withMethodsReplaced(client, watchRequests(listener), ['execSql', 'execSqlBatch', 'callProcedure']),
+  };
 }
 
 export const mssqlDriver: DbDriver = {
   type: 'mssql',
   packageName: '@mikro-orm/mssql',
+  accessFamily: 'sql',
 
   async loadOrmDriver(connectionName) {
     const pkg = await importDriverPackage(() => import('@mikro-orm/mssql'));
@@ -110,27 +107,16 @@ export const mssqlDriver: DbDriver = {
     return pkg.MsSqlDriver;
   },
 
-  ormOptions(config: ConnectionConfig, observer: PoolObserver) {
-    return knexServerOptions(config, observer, hooks, {
-      defaultPort: 1433,
-      // The login's usual default database; MikroORM needs a name.
-      dbName: config.database ?? 'master',
-      passedDsnParams: DSN_OPTIONS,
-      connection(user, notApplicable) {
-        // knex spreads `connection.options` last into tedious' options, so ours go there.
-        const options: Record<string, unknown> = {
-          ...(user.options as object | undefined),
-          appName: config.applicationName,
-          // Bounds TCP connect, TLS and login: a server that accepts TCP and never answers fails after this.
-          connectTimeout: config.connectTimeout || FOREVER,
-          // tedious sends ATTENTION after this; the server cancels the statement and the connection stays usable. 0 = none.
-          requestTimeout: config.queryTimeout,
-          ...tlsOptions(config, notApplicable),
-        };
-        if (config.dsnParams.instanceName) options.instanceName = config.dsnParams.instanceName;
-        return { ...user, options };
-      },
-    });
+  ormOptions(config) {
+    // The login's usual default database; MikroORM needs a name.
+    const derived = serverOrmOptions(config, { defaultPort: 1433, dbName: config.database ?? 'master', passedDsnParams: DSN_OPTIONS });
+    if (config.sslmode === 'disable' || config.sslmode === 'allow' || config.sslmode === 'prefer') {
+      derived.notApplicable.push(
+        `sslmode "${config.sslmode}" becomes encrypt: false: tedious still encrypts the login packet when the server offers TLS, and uses TLS throughout when the server requires it`,
+      );
+    }
+    if (config.sslmode === 'verify-ca') derived.notApplicable.push('sslmode "verify-ca" is treated as "verify-full": tedious checks the host name too');
+    return derived;
   },
 
   target(config) {
@@ -144,12 +130,7 @@ export const mssqlDriver: DbDriver = {
     };
   },
 
-  ...knexDriverMethods(hooks),
-  attach(orm, config, observer) {
-    boundDestroy(orm);
-    attachKnexPool(orm, config, observer, hooks);
-  },
-  watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchRequests(listener), ['execSql', 'execSqlBatch', 'callProcedure']),
+  open: (orm, context) => KnexSession.open(orm, context, mssqlDialect(context.config)),
 
   isPermanentError(error) {
     // Login failed (18456), or the database cannot be opened: tedious reports both as ELOGIN, flagging the

@@ -1,9 +1,11 @@
 import type { Options } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
-import type { DbDriver, PoolObserver } from './driver';
-import { type KnexDialectHooks, knexDriverMethods, knexServerOptions, type PooledConnection } from './knex-pool';
+import type { DbDriver } from './driver';
+import type { KnexDialect } from './knex/dialect';
+import { KnexSession } from './knex/knex-session';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
+import { serverOrmOptions } from './server-options';
 
 /** Server errors a retry cannot fix: bad credentials, no such database, no right to use it. */
 const PERMANENT_ERRNOS = new Set([1044, 1045, 1049, 1698]);
@@ -17,16 +19,16 @@ const NO_DATABASE = 'information_schema';
 const PASSED_DSN_PARAMS = ['charset'];
 
 /** A raw connection of either client library, as far as this file uses it (both share the callback `query`). */
-interface MySqlFamilyConnection extends PooledConnection {
-  query(sql: string, callback: (error: (Error & { errno?: number }) | null) => void): unknown;
+export interface MySqlFamilyConnection {
+  query(sql: string, callback: (error: (Error & { errno?: number }) | null, rows?: unknown) => void): unknown;
 }
 
 /** What differs between the two client libraries (mysql2 and the MariaDB connector). */
 export interface MySqlClientLibrary {
-  /** The server's version string (`10.11.19-MariaDB…`, `8.4.0`…) on an open connection. */
-  serverVersion(connection: MySqlFamilyConnection): string | undefined;
-  /** Tears the socket down at once (a graceful end would wait on a hung server). */
-  destroySocket(connection: MySqlFamilyConnection): void;
+  /** The server's version string (`10.11.19-MariaDB…`, `8.4.0`…) of an open connection. */
+  serverVersion(connection: MySqlFamilyConnection): Promise<string | undefined>;
+  /** Tears the socket down at once (a graceful end would wait on a hung server); false when it could not. */
+  destroySocket(connection: MySqlFamilyConnection): boolean;
 }
 
 /** How `sslmode` maps onto the `ssl` option both client libraries take. */
@@ -46,23 +48,49 @@ function statementTimeLimitSql(serverVersion: string | undefined, queryTimeoutMs
     : `SET SESSION max_execution_time = ${Math.floor(queryTimeoutMs)}`;
 }
 
-function run(connection: MySqlFamilyConnection, sql: string): Promise<void> {
-  return new Promise((resolve, reject) => connection.query(sql, (error) => (error ? reject(error) : resolve())));
+export function runStatement(connection: MySqlFamilyConnection, sql: string): Promise<unknown> {
+  return new Promise((resolve, reject) => connection.query(sql, (error, rows) => (error ? reject(error) : resolve(rows))));
 }
 
-function hooksFor(library: MySqlClientLibrary): KnexDialectHooks {
+/** What a MySQL-family pool adds to knex's: the server-enforced statement limit (its syntax learned once per pool). */
+function mysqlFamilyDialect(config: ConnectionConfig, library: MySqlClientLibrary, warn: (message: string) => void): KnexDialect {
+  let version: Promise<string | undefined> | undefined;
+  let warned = false;
   return {
-    async prepareConnection(connection, config) {
+    singleConnection: false,
+    connectionSettings(user) {
+      const connection: Record<string, unknown> = {
+        ...user,
+        // 0 disables the timer in both libraries; the MariaDB connector's own default would be 1 s.
+        connectTimeout: config.connectTimeout,
+        // Shown in performance_schema.session_connect_attrs (when the server has performance_schema on).
+        connectAttributes: { ...(user.connectAttributes as object | undefined), program_name: config.applicationName },
+      };
+      // No database named: connect without one (MikroORM still needs a name, which then only labels it).
+      if (!config.database) connection.database = null;
+      const ssl = sslOption(config.sslmode);
+      if (ssl) connection.ssl = ssl;
+      for (const key of PASSED_DSN_PARAMS) if (config.dsnParams[key] !== undefined) connection[key] = config.dsnParams[key];
+      return connection;
+    },
+    async prepareConnection(connection) {
       if (!config.queryTimeout) return;
       const c = connection as MySqlFamilyConnection;
+      version ??= library.serverVersion(c).catch(() => undefined);
       try {
-        await run(c, statementTimeLimitSql(library.serverVersion(c), config.queryTimeout));
+        await runStatement(c, statementTimeLimitSql(await version, config.queryTimeout));
       } catch (error) {
         // MySQL < 5.7.8 and MariaDB < 10.1 have no statement time limit: query_timeout is then not enforced.
         if ((error as { errno?: number }).errno !== ER_UNKNOWN_SYSTEM_VARIABLE) throw error;
       }
     },
-    destroySocket: (connection) => library.destroySocket(connection as MySqlFamilyConnection),
+    destroySocket(connection) {
+      if (library.destroySocket(connection as MySqlFamilyConnection) || warned) return;
+      warned = true;
+      warn('this client library version does not expose its socket: a hung connection is closed gracefully, which waits on the server');
+    },
+    // Both callback APIs report a statement's end only through the callback: calls without one run untraced.
+    watchNativeClient: (client, listener) => withMethodsReplaced(client, watchQueryMethod(listener, false), ['query', 'execute']),
   };
 }
 
@@ -78,55 +106,27 @@ export interface MySqlFamilySpec {
 
 /** A `DbDriver` for MySQL or MariaDB on the knex pool; the two differ only in their client library. */
 export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
-  const hooks = hooksFor(spec.library);
   return {
     type: spec.type,
     packageName: spec.packageName,
+    accessFamily: 'sql',
     loadOrmDriver: (connectionName) => spec.loadOrmDriver(connectionName),
 
-    ormOptions(config: ConnectionConfig, observer: PoolObserver) {
-      return knexServerOptions(config, observer, hooks, {
-        defaultPort: 3306,
-        dbName: config.database ?? NO_DATABASE,
-        passedDsnParams: PASSED_DSN_PARAMS,
-        connection(user, notApplicable) {
-          const connection: Record<string, unknown> = {
-            ...user,
-            // 0 disables the timer in both libraries; the MariaDB connector's own default would be 1 s.
-            connectTimeout: config.connectTimeout,
-            // Shown in performance_schema.session_connect_attrs (when the server has performance_schema on).
-            connectAttributes: { ...(user.connectAttributes as object | undefined), program_name: config.applicationName },
-          };
-          // No database named: connect without one (MikroORM still needs a name, which then only labels it).
-          if (!config.database) connection.database = null;
-          const ssl = sslOption(config.sslmode);
-          if (ssl) connection.ssl = ssl;
-          for (const key of PASSED_DSN_PARAMS) if (config.dsnParams[key] !== undefined) connection[key] = config.dsnParams[key];
-          if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
-            notApplicable.push(`sslmode "${config.sslmode}" is treated as "disable": the ${spec.type} client cannot fall back between TLS and plain`);
-          }
-          if (config.sslmode === 'verify-ca') {
-            notApplicable.push('sslmode "verify-ca" is treated as "verify-full": the client checks the host name too');
-          }
-          return connection;
-        },
-      });
+    ormOptions(config) {
+      const derived = serverOrmOptions(config, { defaultPort: 3306, dbName: config.database ?? NO_DATABASE, passedDsnParams: PASSED_DSN_PARAMS });
+      if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
+        derived.notApplicable.push(`sslmode "${config.sslmode}" is treated as "disable": the ${spec.type} client cannot fall back between TLS and plain`);
+      }
+      if (config.sslmode === 'verify-ca') derived.notApplicable.push('sslmode "verify-ca" is treated as "verify-full": the client checks the host name too');
+      return derived;
     },
 
     target(config) {
       const port = config.port ?? 3306;
-      return {
-        dbSystem: spec.dbSystem,
-        namespace: config.database,
-        address: config.host,
-        port,
-        display: describeTarget(spec.type, { ...config, port }),
-      };
+      return { dbSystem: spec.dbSystem, namespace: config.database, address: config.host, port, display: describeTarget(spec.type, { ...config, port }) };
     },
 
-    ...knexDriverMethods(hooks),
-    // Both callback APIs report a statement's end only through the callback: calls without one run untraced.
-    watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, false), ['query', 'execute']),
+    open: (orm, context) => KnexSession.open(orm, context, mysqlFamilyDialect(context.config, spec.library, (m) => context.warn(m))),
 
     isPermanentError(error) {
       const { errno, code } = (error ?? {}) as { errno?: unknown; code?: unknown };

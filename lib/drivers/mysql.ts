@@ -1,17 +1,15 @@
 import { DriverNotInstalledError } from '../errors';
+import { destroyMysql2Socket } from './adapters/mysql2';
 import { importDriverPackage } from './driver';
-import { type MySqlClientLibrary, mysqlFamilyDriver } from './mysql-family';
+import { type MySqlClientLibrary, mysqlFamilyDriver, runStatement } from './mysql-family';
 
-/** The slice of a mysql2 connection this file reads. */
-interface Mysql2Connection {
-  _handshakePacket?: { serverVersion?: string };
-  stream?: { destroy(): void };
-}
-
-/** mysql2, the client library of @mikro-orm/mysql. */
+/** mysql2, the client library of @mikro-orm/mysql: the server's version is asked for (its handshake is private). */
 const mysql2: MySqlClientLibrary = {
-  serverVersion: (connection) => (connection as unknown as Mysql2Connection)._handshakePacket?.serverVersion,
-  destroySocket: (connection) => (connection as unknown as Mysql2Connection).stream?.destroy(),
+  serverVersion: async (connection) => {
+    const rows = (await runStatement(connection, 'SELECT VERSION() AS version')) as Array<{ version?: string }>;
+    return rows[0]?.version;
+  },
+  destroySocket: (connection) => destroyMysql2Socket(connection),
 };
 
 export const mysqlDriver = mysqlFamilyDriver({

@@ -1,4 +1,4 @@
-import type { QueryListener } from '../tracing/query-listener';
+import type { QueryListener } from '../vocabulary';
 
 type Method = (this: unknown, ...args: unknown[]) => unknown;
 

@@ -1,10 +1,12 @@
-import { Socket } from 'node:net';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
-import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
-import { type KnexDialectHooks, knexDriverMethods, knexServerOptions } from './knex-pool';
+import { SocketTracker, socketOf } from './adapters/pg';
+import { type DbDriver, importDriverPackage } from './driver';
+import type { KnexDialect } from './knex/dialect';
+import { KnexSession } from './knex/knex-session';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
+import { serverOrmOptions } from './server-options';
 
 /** SQLSTATEs a retry cannot fix: bad credentials, no such database, not allowed to connect. */
 const PERMANENT_SQLSTATES = new Set(['28P01', '28000', '3D000', '42501']);
@@ -25,33 +27,47 @@ function sslOption(mode: string | undefined): false | { rejectUnauthorized: bool
   }
 }
 
-/** The sockets each connection's pg clients have open: the only handle on a connect still under way. */
-const openSockets = new WeakMap<ConnectionConfig, Set<Socket>>();
-
-/** pg's `stream` option: the plain socket pg would make itself (TLS wraps it later), remembered until it closes. */
-function trackedStream(config: ConnectionConfig): () => Socket {
-  const sockets = new Set<Socket>();
-  openSockets.set(config, sockets);
-  return () => {
-    const socket = new Socket();
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    return socket;
-  };
+/** As libpq does: no database named means the one named after the user. */
+function databaseOf(config: ConnectionConfig): string {
+  return config.database ?? config.user ?? 'postgres';
 }
 
-const hooks: KnexDialectHooks = {
-  destroySocket(connection) {
-    (connection as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-  },
-  destroyAllSockets(config) {
-    for (const socket of openSockets.get(config) ?? []) socket.destroy();
-  },
-};
+/** node-postgres' client settings for one pool; its sockets are made (and tracked) by that pool's `sockets`. */
+function connectionSettings(config: ConnectionConfig, user: Record<string, unknown>, sockets: SocketTracker): Record<string, unknown> {
+  const connection: Record<string, unknown> = { ...user, application_name: config.applicationName, keepAlive: true };
+  // A stream of the user's own is left alone (close() then waits for its connects to time out).
+  if (!user.stream) connection.stream = sockets.create;
+  if (config.connectTimeout) connection.connectionTimeoutMillis = config.connectTimeout;
+  // The server cancels the statement and the connection stays usable (pg's client-side query_timeout would not).
+  if (config.queryTimeout) connection.statement_timeout = config.queryTimeout;
+  const ssl = sslOption(config.sslmode);
+  if (ssl !== undefined) connection.ssl = ssl;
+  if (config.schema) connection.options = `-c search_path=${config.schema.replace(/[^A-Za-z0-9_$]/g, '')},public`;
+  return connection;
+}
+
+/** What a PostgreSQL pool adds to knex's: tracked sockets, so a hung connection or connect can be torn down at once. */
+function postgresDialect(config: ConnectionConfig, warn: (message: string) => void): KnexDialect {
+  const sockets = new SocketTracker();
+  let warned = false;
+  return {
+    singleConnection: false,
+    connectionSettings: (user) => connectionSettings(config, user, sockets),
+    destroySocket(connection) {
+      const socket = socketOf(connection);
+      if (socket) return socket.destroy();
+      if (!warned) warn('this pg version keeps its socket elsewhere: a hung connection is only torn down by shutdown');
+      warned = true;
+    },
+    destroyAllSockets: () => sockets.destroyAll(),
+    watchNativeClient: (client, listener) => withMethodsReplaced(client, watchQueryMethod(listener, true), ['query']),
+  };
+}
 
 export const postgresDriver: DbDriver = {
   type: 'postgres',
   packageName: '@mikro-orm/postgresql',
+  accessFamily: 'sql',
 
   async loadOrmDriver(connectionName) {
     const pkg = await importDriverPackage(() => import('@mikro-orm/postgresql'));
@@ -59,41 +75,25 @@ export const postgresDriver: DbDriver = {
     return pkg.PostgreSqlDriver;
   },
 
-  ormOptions(config: ConnectionConfig, observer: PoolObserver) {
-    return knexServerOptions(config, observer, hooks, {
-      defaultPort: 5432,
-      // As libpq does: no database named means the one named after the user.
-      dbName: config.database ?? config.user ?? 'postgres',
-      connection(user, notApplicable) {
-        const connection: Record<string, unknown> = { ...user, application_name: config.applicationName, keepAlive: true };
-        // A stream of the user's own is left alone (close() then waits for its connects to time out).
-        if (!user.stream) connection.stream = trackedStream(config);
-        if (config.connectTimeout) connection.connectionTimeoutMillis = config.connectTimeout;
-        // The server cancels the statement and the connection stays usable (pg's client-side query_timeout would not).
-        if (config.queryTimeout) connection.statement_timeout = config.queryTimeout;
-        const ssl = sslOption(config.sslmode);
-        if (ssl !== undefined) connection.ssl = ssl;
-        if (config.schema) connection.options = `-c search_path=${config.schema.replace(/[^A-Za-z0-9_$]/g, '')},public`;
-        if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
-          notApplicable.push(`sslmode "${config.sslmode}" is treated as "disable": node-postgres cannot fall back between TLS and plain`);
-        }
-        return connection;
-      },
-    });
+  ormOptions(config) {
+    const derived = serverOrmOptions(config, { defaultPort: 5432, dbName: databaseOf(config) });
+    if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
+      derived.notApplicable.push(`sslmode "${config.sslmode}" is treated as "disable": node-postgres cannot fall back between TLS and plain`);
+    }
+    return derived;
   },
 
   target(config) {
     return {
       dbSystem: 'postgresql',
-      namespace: config.database ?? config.user ?? 'postgres',
+      namespace: databaseOf(config),
       address: config.host,
       port: config.port ?? 5432,
-      display: describeTarget('postgres', { ...config, port: config.port ?? 5432, database: config.database ?? config.user ?? 'postgres' }),
+      display: describeTarget('postgres', { ...config, port: config.port ?? 5432, database: databaseOf(config) }),
     };
   },
 
-  ...knexDriverMethods(hooks),
-  watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, true), ['query']),
+  open: (orm, context) => KnexSession.open(orm, context, postgresDialect(context.config, (m) => context.warn(m))),
 
   isPermanentError(error) {
     const code = (error as { code?: unknown })?.code;

@@ -2,7 +2,9 @@ import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { DriverNotInstalledError } from '../errors';
 import { type DbDriver, importDriverPackage } from './driver';
-import { type KnexDialectHooks, knexDriverMethods, knexPoolOptions } from './knex-pool';
+import type { KnexDialect } from './knex/dialect';
+import { KnexSession } from './knex/knex-session';
+import { knexNotApplicable } from './knex/pool-options';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 
 interface Sqlite3Database {
@@ -15,23 +17,27 @@ const isMemory = (config: ConnectionConfig) => config.filepath === ':memory:' ||
 /** Errors a retry cannot fix: the file is not a database, or cannot be opened at all. */
 const PERMANENT_CODES = new Set(['SQLITE_NOTADB', 'SQLITE_CANTOPEN', 'SQLITE_PERM', 'SQLITE_READONLY']);
 
-const hooks: KnexDialectHooks = {
-  singleConnection: isMemory,
-  // SQLite has no connect step to bound: connect_timeout becomes how long a statement waits for another connection's lock.
-  async prepareConnection(connection, config) {
-    const db = connection as unknown as Sqlite3Database;
-    const run = (sql: string) => new Promise<void>((resolve, reject) => db.run(sql, (error) => (error ? reject(error) : resolve())));
-    await run(`PRAGMA busy_timeout = ${Math.floor(config.connectTimeout)}`);
-    await run('PRAGMA foreign_keys = ON');
-  },
-  destroySocket(connection) {
-    (connection as unknown as Sqlite3Database).interrupt();
-  },
-};
+/** What a SQLite pool adds to knex's: session pragmas, and a `:memory:` database kept in its one connection. */
+function sqliteDialect(config: ConnectionConfig): KnexDialect {
+  return {
+    singleConnection: isMemory(config),
+    // SQLite has no connect step to bound: connect_timeout becomes how long a statement waits for another connection's lock.
+    async prepareConnection(connection) {
+      const db = connection as Sqlite3Database;
+      const run = (sql: string) => new Promise<void>((resolve, reject) => db.run(sql, (error) => (error ? reject(error) : resolve())));
+      await run(`PRAGMA busy_timeout = ${Math.floor(config.connectTimeout)}`);
+      await run('PRAGMA foreign_keys = ON');
+    },
+    destroySocket: (connection) => (connection as Sqlite3Database).interrupt(),
+    // sqlite3 reports the end of a statement only through its callback: calls without one run untraced.
+    watchNativeClient: (client, listener) => withMethodsReplaced(client, watchQueryMethod(listener, false), ['run', 'get', 'all', 'exec']),
+  };
+}
 
 export const sqliteDriver: DbDriver = {
   type: 'sqlite',
   packageName: '@mikro-orm/sqlite',
+  accessFamily: 'sql',
 
   async loadOrmDriver(connectionName) {
     const pkg = await importDriverPackage(() => import('@mikro-orm/sqlite'));
@@ -39,22 +45,20 @@ export const sqliteDriver: DbDriver = {
     return pkg.SqliteDriver;
   },
 
-  ormOptions(config, observer) {
-    const derived = knexPoolOptions(config, observer, hooks);
-    derived.options = { ...derived.options, dbName: config.filepath };
+  ormOptions(config) {
+    const single = isMemory(config);
+    const notApplicable = knexNotApplicable(config, single);
     if (config.explicit.includes('queryTimeout')) {
-      derived.notApplicable.push('queryTimeout does not apply: SQLite runs in-process and has no server-side statement timeout');
+      notApplicable.push('queryTimeout does not apply: SQLite runs in-process and has no server-side statement timeout');
     }
-    return derived;
+    return { options: { dbName: config.filepath, pool: { min: single ? 1 : 0, max: single ? 1 : config.maxOpenConns } }, notApplicable };
   },
 
   target(config) {
     return { dbSystem: 'sqlite', namespace: config.filepath, display: describeTarget('sqlite', config) };
   },
 
-  ...knexDriverMethods(hooks),
-  // sqlite3 reports the end of a statement only through its callback: calls without one run untraced.
-  watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, false), ['run', 'get', 'all', 'exec']),
+  open: (orm, context) => KnexSession.open(orm, context, sqliteDialect(context.config)),
 
   isPermanentError(error) {
     const code = (error as { code?: unknown })?.code;

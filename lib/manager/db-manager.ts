@@ -3,7 +3,7 @@ import type { EntityManager } from '@mikro-orm/core';
 import type { ConnectionOptionsInput, DbManagerConfig, DbManagerConfigInput } from '../config/config.types';
 import { interpolateEnv, isPlainObject } from '../config/env-interpolation';
 import { parseConnection, parseDbManagerConfig } from '../config/parse-config';
-import type { ConnectionHealth, ConnectionStats } from '../connection/connection.types';
+import type { ConnectionHealth, ConnectionStats } from '../vocabulary';
 import { DbConnection } from '../connection/db-connection';
 import { errorMessage } from '../connection/redact';
 import {

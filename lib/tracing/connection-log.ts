@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
-import type { ConnectionEvents } from '../connection/connection.types';
-import { errorType, type QueryListener } from './query-listener';
+import type { ConnectionEvents, QueryListener } from '../vocabulary';
+import { errorType } from './query-listener';
 import { sanitizeSql } from './sql-summary';
 
 /**

@@ -1,6 +1,6 @@
 import { type Attributes, context, type Span, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
-import type { ConnectionTarget } from '../drivers/driver';
-import { errorType, type QueryListener } from './query-listener';
+import type { ConnectionTarget, QueryListener } from '../vocabulary';
+import { errorType } from './query-listener';
 import { summarizeSql } from './sql-summary';
 
 /** The instrumentation scope of every span this library makes. */

@@ -1,11 +1,4 @@
-/** Ends one query: called once, with the error when it failed. */
-export type QueryDone = (error?: unknown) => void;
-
-/**
- * Told when a query starts (tracing, query logging); returns the function that ends it. The SQL may carry literal
- * values (MikroORM inlines parameters): listeners must sanitize it before it leaves the process.
- */
-export type QueryListener = (sql: string) => QueryDone;
+import type { QueryListener } from '../vocabulary';
 
 /** One listener that feeds every given one (undefined when none is given, so nothing gets attached). */
 export function combineQueryListeners(...listeners: Array<QueryListener | undefined>): QueryListener | undefined {

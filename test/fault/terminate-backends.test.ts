@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConnectionHealth, DbManager } from '../../lib';
-import type { CloseReason } from '../../lib/drivers/driver';
+import type { CloseReason } from '../../lib/vocabulary';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
 import { waitFor } from '../support/health-app';
 

@@ -8,9 +8,7 @@ import type {
   MongoClient,
   ServerHeartbeatFailedEvent,
 } from 'mongodb';
-import type { CloseReason, PoolGauges, PoolObserver } from './driver';
-
-const TRACKER = Symbol('dbmanager.mongoPoolTracker');
+import type { CloseReason, PoolGauges, PoolObserver } from '../../vocabulary';
 
 /** One server's pool, by connection id (the driver keeps one pool per server). */
 interface ServerPool {
@@ -43,7 +41,6 @@ export class MongoPoolTracker {
   /** Listens to a client's pool events; call before `connect()` so the first connection is seen. */
   static track(client: MongoClient, max: number, observer: PoolObserver): MongoPoolTracker {
     const tracker = new MongoPoolTracker(max, observer);
-    (client as MongoClient & { [TRACKER]?: MongoPoolTracker })[TRACKER] = tracker;
     // Counted once its handshake is done, as the SQL pools count a connection once created.
     client.on('connectionReady', (e: ConnectionReadyEvent) => tracker.server(e.address).open.add(e.connectionId));
     client.on('connectionClosed', (e: ConnectionClosedEvent) => tracker.onClosed(e));
@@ -54,11 +51,6 @@ export class MongoPoolTracker {
     // The monitor notices a stopped server before any pooled connection is used: check health at once.
     client.on('serverHeartbeatFailed', (e: ServerHeartbeatFailedEvent) => observer.connectionError(e.failure));
     return tracker;
-  }
-
-  /** The tracker listening to this client, if any. */
-  static of(client: MongoClient): MongoPoolTracker | undefined {
-    return (client as MongoClient & { [TRACKER]?: MongoPoolTracker })[TRACKER];
   }
 
   gauges(): PoolGauges {

@@ -1,0 +1,25 @@
+import { type EntityManager, RequestContext, TransactionContext } from '@mikro-orm/core';
+
+/**
+ * MikroORM. `RequestContext.create()` (public) forks every connection's EntityManager on every request — a thousand
+ * forks per request with many tenants — so requests run in its private `storage` with forks made on first use.
+ */
+
+/** Runs `next` in a request context whose EntityManagers come from `forks` (a Map that may fork lazily). */
+export type RequestScope = (forks: Map<string, EntityManager>, next: () => void) => void;
+
+/** The request scope, or the reason the lazy one cannot be had (then every EntityManager is forked per request). */
+export function requestScope(): RequestScope | string {
+  const storage = (RequestContext as unknown as { storage?: { run?: unknown } }).storage;
+  if (typeof storage?.run !== 'function') {
+    return 'this MikroORM version keeps its request context elsewhere: every connection\'s EntityManager is forked on every request';
+  }
+  const run = storage.run as (context: RequestContext, next: () => void) => void;
+  return (forks, next) => run.call(storage, new RequestContext(forks), next);
+}
+
+/** The transaction MikroORM is running on this connection (`contextName`) in the current async context, if any. */
+export function currentTransaction(contextName: string, em: EntityManager): unknown {
+  const inTransaction = TransactionContext.getEntityManager(contextName) ?? em.getContext(false);
+  return inTransaction?.getTransactionContext();
+}
