@@ -1,5 +1,6 @@
 import type { MikroORM, Options } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
+import { DriverNotInstalledError } from '../errors';
 import type { ConnectionTarget, DatabaseType, PoolGauges, PoolObserver, QueryListener } from '../vocabulary';
 
 /** What a connection offers besides its EntityManager: a query builder and native SQL client, or MongoDB's client. */
@@ -58,7 +59,7 @@ export interface DbDriver {
   readonly packageName: string;
   readonly accessFamily: AccessFamily;
   /** Imports the MikroORM driver package (only when a connection of this type is configured). */
-  loadOrmDriver(connectionName: string): Promise<NonNullable<Options['driver']>>;
+  loadOrmDriver(connectionName: string): Promise<OrmDriverClass>;
   /** MikroORM's options for this connection, before any pool exists (the pool's own come with `open`). */
   ormOptions(config: ConnectionConfig): DerivedOrmOptions;
   target(config: ConnectionConfig): ConnectionTarget;
@@ -68,13 +69,21 @@ export interface DbDriver {
   isPermanentError(error: unknown): boolean;
 }
 
-/** Imports a driver package, turning "not installed" into a recognisable result. */
-export async function importDriverPackage<T>(load: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await load();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') return undefined;
-    throw error;
-  }
+/** A MikroORM driver class, as `MikroORM.init` takes it. */
+export type OrmDriverClass = NonNullable<Options['driver']>;
+
+/**
+ * `loadOrmDriver` for a type: imports its MikroORM driver package only when a connection of that type is configured,
+ * and turns "not installed" into a `DriverNotInstalledError` naming the connection and the package to install.
+ */
+export function ormDriverLoader(type: DatabaseType, packageName: string, load: () => Promise<OrmDriverClass>): (connectionName: string) => Promise<OrmDriverClass> {
+  return async (connectionName) => {
+    try {
+      return await load();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') throw new DriverNotInstalledError(connectionName, type, packageName, error);
+      throw error;
+    }
+  };
 }

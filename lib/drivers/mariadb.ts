@@ -1,6 +1,5 @@
-import { DriverNotInstalledError } from '../errors';
 import { destroyMariadbSocket, mariadbServerVersion } from './adapters/mariadb';
-import { importDriverPackage } from './driver';
+import { ormDriverLoader } from './driver';
 import { type MySqlClientLibrary, mysqlFamilyDriver } from './mysql-family';
 
 /** The MariaDB connector (`mariadb` package), the client library of @mikro-orm/mariadb. */
@@ -14,9 +13,5 @@ export const mariadbDriver = mysqlFamilyDriver({
   packageName: '@mikro-orm/mariadb',
   dbSystem: 'mariadb',
   library: mariadbConnector,
-  async loadOrmDriver(connectionName) {
-    const pkg = await importDriverPackage(() => import('@mikro-orm/mariadb'));
-    if (!pkg) throw new DriverNotInstalledError(connectionName, 'mariadb', '@mikro-orm/mariadb');
-    return pkg.MariaDbDriver;
-  },
+  loadOrmDriver: ormDriverLoader('mariadb', '@mikro-orm/mariadb', async () => (await import('@mikro-orm/mariadb')).MariaDbDriver),
 });

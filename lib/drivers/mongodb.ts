@@ -1,7 +1,6 @@
 import { createRequire } from 'node:module';
 import { describeTarget } from '../config/dsn';
-import { DriverNotInstalledError } from '../errors';
-import { type DbDriver, importDriverPackage } from './driver';
+import { type DbDriver, ormDriverLoader } from './driver';
 import { DEFAULT_PORT, databaseOf, mongoClientSettings } from './mongo/client-settings';
 import { MongoSession } from './mongo/mongo-session';
 
@@ -22,11 +21,7 @@ export const mongodbDriver: DbDriver = {
   packageName: '@mikro-orm/mongodb',
   accessFamily: 'mongo',
 
-  async loadOrmDriver(connectionName) {
-    const pkg = await importDriverPackage(() => import('@mikro-orm/mongodb'));
-    if (!pkg) throw new DriverNotInstalledError(connectionName, 'mongodb', this.packageName);
-    return pkg.MongoDriver;
-  },
+  loadOrmDriver: ormDriverLoader('mongodb', '@mikro-orm/mongodb', async () => (await import('@mikro-orm/mongodb')).MongoDriver),
 
   ormOptions(config) {
     const { notApplicable } = mongoClientSettings(config);

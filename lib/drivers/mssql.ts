@@ -1,10 +1,9 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
-import { DriverNotInstalledError } from '../errors';
 import type { QueryListener } from '../vocabulary';
 import { skipDestroyOfClosed } from './adapters/knex';
 import { closeTedious, isClosed, tlsState } from './adapters/tedious';
-import { type DbDriver, importDriverPackage } from './driver';
+import { type DbDriver, ormDriverLoader } from './driver';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
 import { withMethodsReplaced } from './native-watch';
@@ -101,11 +100,7 @@ export const mssqlDriver: DbDriver = {
   packageName: '@mikro-orm/mssql',
   accessFamily: 'sql',
 
-  async loadOrmDriver(connectionName) {
-    const pkg = await importDriverPackage(() => import('@mikro-orm/mssql'));
-    if (!pkg) throw new DriverNotInstalledError(connectionName, 'mssql', this.packageName);
-    return pkg.MsSqlDriver;
-  },
+  loadOrmDriver: ormDriverLoader('mssql', '@mikro-orm/mssql', async () => (await import('@mikro-orm/mssql')).MsSqlDriver),
 
   ormOptions(config) {
     // The login's usual default database; MikroORM needs a name.

@@ -1,7 +1,6 @@
-import type { Options } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
-import type { DbDriver } from './driver';
+import type { DbDriver, OrmDriverClass } from './driver';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
@@ -101,7 +100,7 @@ export interface MySqlFamilySpec {
   /** OpenTelemetry `db.system.name`. */
   dbSystem: string;
   library: MySqlClientLibrary;
-  loadOrmDriver(connectionName: string): Promise<NonNullable<Options['driver']>>;
+  loadOrmDriver(connectionName: string): Promise<OrmDriverClass>;
 }
 
 /** A `DbDriver` for MySQL or MariaDB on the knex pool; the two differ only in their client library. */
@@ -110,7 +109,7 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
     type: spec.type,
     packageName: spec.packageName,
     accessFamily: 'sql',
-    loadOrmDriver: (connectionName) => spec.loadOrmDriver(connectionName),
+    loadOrmDriver: spec.loadOrmDriver,
 
     ormOptions(config) {
       const derived = serverOrmOptions(config, { defaultPort: 3306, dbName: config.database ?? NO_DATABASE, passedDsnParams: PASSED_DSN_PARAMS });

@@ -1,6 +1,5 @@
-import { DriverNotInstalledError } from '../errors';
 import { destroyMysql2Socket } from './adapters/mysql2';
-import { importDriverPackage } from './driver';
+import { ormDriverLoader } from './driver';
 import { type MySqlClientLibrary, mysqlFamilyDriver, runStatement } from './mysql-family';
 
 /** mysql2, the client library of @mikro-orm/mysql: the server's version is asked for (its handshake is private). */
@@ -17,9 +16,5 @@ export const mysqlDriver = mysqlFamilyDriver({
   packageName: '@mikro-orm/mysql',
   dbSystem: 'mysql',
   library: mysql2,
-  async loadOrmDriver(connectionName) {
-    const pkg = await importDriverPackage(() => import('@mikro-orm/mysql'));
-    if (!pkg) throw new DriverNotInstalledError(connectionName, 'mysql', '@mikro-orm/mysql');
-    return pkg.MySqlDriver;
-  },
+  loadOrmDriver: ormDriverLoader('mysql', '@mikro-orm/mysql', async () => (await import('@mikro-orm/mysql')).MySqlDriver),
 });

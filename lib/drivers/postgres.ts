@@ -1,8 +1,7 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
-import { DriverNotInstalledError } from '../errors';
 import { SocketTracker, socketOf } from './adapters/pg';
-import { type DbDriver, importDriverPackage } from './driver';
+import { type DbDriver, ormDriverLoader } from './driver';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
@@ -69,11 +68,7 @@ export const postgresDriver: DbDriver = {
   packageName: '@mikro-orm/postgresql',
   accessFamily: 'sql',
 
-  async loadOrmDriver(connectionName) {
-    const pkg = await importDriverPackage(() => import('@mikro-orm/postgresql'));
-    if (!pkg) throw new DriverNotInstalledError(connectionName, 'postgres', this.packageName);
-    return pkg.PostgreSqlDriver;
-  },
+  loadOrmDriver: ormDriverLoader('postgres', '@mikro-orm/postgresql', async () => (await import('@mikro-orm/postgresql')).PostgreSqlDriver),
 
   ormOptions(config) {
     const derived = serverOrmOptions(config, { defaultPort: 5432, dbName: databaseOf(config) });

@@ -1,7 +1,6 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
-import { DriverNotInstalledError } from '../errors';
-import { type DbDriver, importDriverPackage } from './driver';
+import { type DbDriver, ormDriverLoader } from './driver';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
 import { knexNotApplicable } from './knex/pool-options';
@@ -39,11 +38,7 @@ export const sqliteDriver: DbDriver = {
   packageName: '@mikro-orm/sqlite',
   accessFamily: 'sql',
 
-  async loadOrmDriver(connectionName) {
-    const pkg = await importDriverPackage(() => import('@mikro-orm/sqlite'));
-    if (!pkg) throw new DriverNotInstalledError(connectionName, 'sqlite', this.packageName);
-    return pkg.SqliteDriver;
-  },
+  loadOrmDriver: ormDriverLoader('sqlite', '@mikro-orm/sqlite', async () => (await import('@mikro-orm/sqlite')).SqliteDriver),
 
   ormOptions(config) {
     const single = isMemory(config);
