@@ -2,7 +2,7 @@ export { DbManagerModule, type DbManagerModuleAsyncOptions, type DbManagerModule
 export { DbManager, type DbManagerStats } from './manager/db-manager';
 export { DbConnection } from './connection/db-connection';
 export { DbHealthIndicator, type DbHealthCheckOptions, type DbHealthDetails } from './health/db-health.indicator';
-export { DbManagerMetrics, METRIC, DURATION_BUCKETS } from './metrics';
+export { DbManagerMetrics, METRIC, ACQUIRE_BUCKETS, HEALTH_CHECK_BUCKETS } from './metrics';
 export { TRACER_NAME, sanitizeSql, summarizeSql } from './tracing';
 export type { CloseReason, ConnectionEvents, ConnectionHealth, ConnectionStats, ConnectionStatus, ConnectionTarget, PoolGauges } from './vocabulary';
 export { InjectConnection, InjectEntityManager } from './decorators';

@@ -19,6 +19,8 @@ export interface DbHealthDetails extends Record<string, unknown> {
 /**
  * Terminus indicator: pings connections live, each bounded by its own timeout. A down database is reported, never
  * thrown: `down` when critical (→ 503), `degraded` when `critical: false` (→ 200); an unknown name is `down`.
+ * There is no liveness check here on purpose: a process whose database is down is not dead, and restarting it
+ * would not bring the database back.
  */
 @Injectable()
 export class DbHealthIndicator {
@@ -42,8 +44,23 @@ export class DbHealthIndicator {
   }
 
   /** Every connection in parallel, one key per connection. */
-  async checkAll(options: DbHealthCheckOptions = {}): Promise<HealthIndicatorResult> {
-    const results = await Promise.all(this.manager.names().map((name) => this.pingCheck(name, options)));
+  checkAll(options: DbHealthCheckOptions = {}): Promise<HealthIndicatorResult> {
+    return this.checkEach(this.manager.names(), options);
+  }
+
+  /**
+   * Readiness: the critical connections only, in parallel, one key each. A `critical: false` connection is not
+   * pinged, so one that is down leaves readiness passing.
+   */
+  checkCritical(options: DbHealthCheckOptions = {}): Promise<HealthIndicatorResult> {
+    return this.checkEach(
+      this.manager.names().filter((name) => this.manager.get(name).critical),
+      options,
+    );
+  }
+
+  private async checkEach(names: string[], options: DbHealthCheckOptions): Promise<HealthIndicatorResult> {
+    const results = await Promise.all(names.map((name) => this.pingCheck(name, options)));
     return Object.assign({}, ...results) as HealthIndicatorResult;
   }
 }

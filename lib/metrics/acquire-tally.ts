@@ -1,4 +1,4 @@
-import { DURATION_BUCKETS } from './metric-names';
+import { ACQUIRE_BUCKETS } from './metric-names';
 
 /** One label set of a prom-client histogram, as it keeps it (buckets not cumulative, keyed by upper bound). */
 export interface HistogramEntry {
@@ -17,7 +17,7 @@ export class AcquireTally {
   sumSeconds = 0;
   waits = 0;
   waitSeconds = 0;
-  private readonly perBucket: number[] = DURATION_BUCKETS.map(() => 0);
+  private readonly perBucket: number[] = ACQUIRE_BUCKETS.map(() => 0);
   private publishedWaits = 0;
   private publishedWaitSeconds = 0;
 
@@ -25,8 +25,8 @@ export class AcquireTally {
     this.count++;
     this.sumSeconds += seconds;
     // As prom-client: the first bucket whose bound holds the value; beyond the last one only +Inf (count) has it.
-    for (let i = 0; i < DURATION_BUCKETS.length; i++) {
-      if (seconds <= DURATION_BUCKETS[i]) {
+    for (let i = 0; i < ACQUIRE_BUCKETS.length; i++) {
+      if (seconds <= ACQUIRE_BUCKETS[i]) {
         this.perBucket[i]++;
         break;
       }
@@ -40,7 +40,7 @@ export class AcquireTally {
   /** The histogram entry of these acquires. */
   entry(labels: Record<string, string>): HistogramEntry {
     const bucketValues: Record<number, number> = {};
-    DURATION_BUCKETS.forEach((bound, i) => (bucketValues[bound] = this.perBucket[i]));
+    ACQUIRE_BUCKETS.forEach((bound, i) => (bucketValues[bound] = this.perBucket[i]));
     return { labels, bucketValues, sum: this.sumSeconds, count: this.count };
   }
 

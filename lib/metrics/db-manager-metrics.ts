@@ -10,11 +10,12 @@ type MetricKey = keyof typeof METRIC;
 
 /** The metric objects, by key (willsoto providers resolve them). */
 export interface DbManagerMetricSet {
-  connectionsTotal: Gauge<string>;
+  connections: Gauge<string>;
+  info: Gauge<string>;
   status: Gauge<string>;
   poolSize: Gauge<string>;
-  waitCount: Counter<string>;
-  waitDuration: Counter<string>;
+  waits: Counter<string>;
+  waitSeconds: Counter<string>;
   reconnectAttempts: Counter<string>;
   lifetimeClosed: Counter<string>;
   idleClosed: Counter<string>;
@@ -49,10 +50,14 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
     this.stopWatching = manager.onConnections({ added: (c) => this.track(c), removed: (c) => this.untrack(c) });
   }
 
-  readConnectionsTotal(gauge: Gauge<string>): void {
+  readConnections(gauge: Gauge<string>): void {
     const byType = new Map<string, number>();
     for (const { labels } of this.tracked.values()) byType.set(labels.type, (byType.get(labels.type) ?? 0) + 1);
     for (const [type, count] of byType) gauge.set({ type }, count);
+  }
+
+  readInfo(gauge: Gauge<string>): void {
+    for (const { connection, labels } of this.tracked.values()) gauge.set({ ...labels, critical: String(connection.critical) }, 1);
   }
 
   readStatus(gauge: Gauge<string>): void {
@@ -71,8 +76,8 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
     for (const { acquires, labels } of this.tracked.values()) {
       const { waits, seconds } = acquires.takeWaits();
       if (waits) {
-        this.metrics.waitCount.inc(labels, waits);
-        this.metrics.waitDuration.inc(labels, seconds);
+        this.metrics.waits.inc(labels, waits);
+        this.metrics.waitSeconds.inc(labels, seconds);
       }
     }
   }
@@ -96,8 +101,8 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
     const m = this.metrics;
     // Counters start from what the connection counted before we were listening (startup), so they match stats().
     const stats = connection.stats();
-    m.waitCount.inc(labels, stats.waitCount);
-    m.waitDuration.inc(labels, stats.waitDurationMs / 1000);
+    m.waits.inc(labels, stats.waitCount);
+    m.waitSeconds.inc(labels, stats.waitDurationMs / 1000);
     m.timeouts.inc(labels, stats.timeouts);
     m.lifetimeClosed.inc(labels, stats.lifetimeClosed);
     m.idleClosed.inc(labels, stats.idleClosed);
@@ -111,8 +116,8 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
       connection.on('acquire', (waitMs, waited) => acquires.record(waitMs / 1000, waited)),
       connection.on('acquireTimeout', (waitMs) => {
         m.timeouts.inc(labels);
-        m.waitCount.inc(labels);
-        m.waitDuration.inc(labels, waitMs / 1000);
+        m.waits.inc(labels);
+        m.waitSeconds.inc(labels, waitMs / 1000);
       }),
       connection.on('closed', (reason) => {
         if (reason === 'lifetime') m.lifetimeClosed.inc(labels);
@@ -133,7 +138,7 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
     const m = this.metrics;
     const { labels } = tracked;
     // A last publish of its waits is not needed: its series go away with it.
-    for (const metric of [m.waitCount, m.waitDuration, m.lifetimeClosed, m.idleClosed, m.maxIdleClosed, m.timeouts, m.healthCheckDuration]) {
+    for (const metric of [m.waits, m.waitSeconds, m.lifetimeClosed, m.idleClosed, m.maxIdleClosed, m.timeouts, m.healthCheckDuration]) {
       metric.remove(labels);
     }
     for (const result of RECONNECT_RESULTS) m.reconnectAttempts.remove({ ...labels, result });

@@ -2,11 +2,12 @@ import type { FactoryProvider, Provider } from '@nestjs/common';
 import { getToken, makeCounterProvider, makeGaugeProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
 import { type Counter, type Gauge, type Histogram, type Metric, register } from 'prom-client';
 import type { HistogramEntry } from './acquire-tally';
-import { CONNECTION_LABELS, DURATION_BUCKETS, METRIC } from './metric-names';
+import { ACQUIRE_BUCKETS, CONNECTION_LABELS, HEALTH_CHECK_BUCKETS, INFO_LABELS, METRIC } from './metric-names';
 
 /** What a scrape asks of each app's metrics (one `DbManagerMetrics` per app). */
 export interface GaugeReader {
-  readConnectionsTotal(gauge: Gauge<string>): void;
+  readConnections(gauge: Gauge<string>): void;
+  readInfo(gauge: Gauge<string>): void;
   readStatus(gauge: Gauge<string>): void;
   readPoolSize(gauge: Gauge<string>): void;
   /** Adds the acquires counted since the last scrape to the wait counters. */
@@ -61,8 +62,8 @@ function counter(name: string, help: string, labelNames: readonly string[] = CON
   return unprefixed(makeCounterProvider({ name, help, labelNames: [...labelNames], ...(collect ? { collect } : {}) }));
 }
 
-function histogram(name: string, help: string, collect?: (this: Histogram<string>) => void): Provider {
-  return unprefixed(makeHistogramProvider({ name, help, labelNames: [...CONNECTION_LABELS], buckets: DURATION_BUCKETS, ...(collect ? { collect } : {}) }));
+function histogram(name: string, help: string, buckets: number[], collect?: (this: Histogram<string>) => void): Provider {
+  return unprefixed(makeHistogramProvider({ name, help, labelNames: [...CONNECTION_LABELS], buckets, ...(collect ? { collect } : {}) }));
 }
 
 /** The wait counters are published from the acquire tallies at scrape time; whichever is read first publishes both. */
@@ -75,15 +76,16 @@ export const metricToken = (name: string): string => getToken(name);
 
 /** Every metric of the contract, as willsoto providers (registered in prom-client's default registry). */
 export const metricProviders: Provider[] = [
-  gauge(METRIC.connectionsTotal, 'Connections registered, by database type (those with enable_metrics)', ['type'], (r, g) => r.readConnectionsTotal(g)),
+  gauge(METRIC.connections, 'Connections registered, by database type (those with enable_metrics)', ['type'], (r, g) => r.readConnections(g)),
+  gauge(METRIC.info, 'Always 1 per connection; its critical label lets alerts join on critical connections only', INFO_LABELS, (r, g) => r.readInfo(g)),
   gauge(METRIC.status, 'Connection health: 1 when up, 0 otherwise', CONNECTION_LABELS, (r, g) => r.readStatus(g)),
   gauge(METRIC.poolSize, 'Pool connections by state: open, in_use, idle, pending (callers waiting), max', [...CONNECTION_LABELS, 'state'], (r, g) =>
     r.readPoolSize(g),
   ),
-  counter(METRIC.waitCount, 'Acquires that waited because every pooled connection was busy', CONNECTION_LABELS, function () {
+  counter(METRIC.waits, 'Acquires that waited because every pooled connection was busy', CONNECTION_LABELS, function () {
     publishWaits(this);
   }),
-  counter(METRIC.waitDuration, 'Total time acquires waited for a pooled connection, in seconds', CONNECTION_LABELS, function () {
+  counter(METRIC.waitSeconds, 'Total time acquires waited for a pooled connection, in seconds', CONNECTION_LABELS, function () {
     publishWaits(this);
   }),
   counter(METRIC.reconnectAttempts, 'Attempts to bring a down connection back, by result', [...CONNECTION_LABELS, 'result']),
@@ -91,8 +93,8 @@ export const metricProviders: Provider[] = [
   counter(METRIC.idleClosed, 'Connections closed for being idle longer than conn_max_idle_time'),
   counter(METRIC.maxIdleClosed, 'Connections closed because more than max_idle_conns were idle'),
   counter(METRIC.timeouts, 'Acquires that gave up after acquire_timeout'),
-  histogram(METRIC.healthCheckDuration, 'Health check (ping) duration in seconds'),
-  histogram(METRIC.acquireDuration, 'Time to get a pooled connection, in seconds', function () {
+  histogram(METRIC.healthCheckDuration, 'Health check (ping) duration in seconds', HEALTH_CHECK_BUCKETS),
+  histogram(METRIC.acquireDuration, 'Time to get a pooled connection, in seconds', ACQUIRE_BUCKETS, function () {
     const entries: HistogramEntry[] = [];
     for (const reader of readers.get(this) ?? []) reader.readAcquireDuration(entries);
     // prom-client exports Object.values(hashMap): the entries are rebuilt from the tallies at every scrape.

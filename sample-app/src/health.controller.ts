@@ -2,7 +2,10 @@ import { Controller, Get, Param } from '@nestjs/common';
 import { HealthCheck, HealthCheckService } from '@nestjs/terminus';
 import { DbHealthIndicator } from 'nestjs-dbmanager';
 
-/** Live health of every connection (503 when a critical one is down), and of one by name. */
+/**
+ * Health for people and for orchestrators: every connection live (503 when a critical one is down), one by name,
+ * liveness (no database) and readiness (critical connections only).
+ */
 @Controller('health')
 export class HealthController {
   constructor(
@@ -14,6 +17,22 @@ export class HealthController {
   @HealthCheck()
   check() {
     return this.health.check([() => this.db.checkAll()]);
+  }
+
+  // live and ready are declared before :name, which would otherwise take them for connection names.
+
+  /** Liveness: the process answers HTTP. No database: a restart would not bring one back. */
+  @Get('live')
+  @HealthCheck()
+  live() {
+    return this.health.check([]);
+  }
+
+  /** Readiness: send traffic only while every critical connection answers. */
+  @Get('ready')
+  @HealthCheck()
+  ready() {
+    return this.health.check([() => this.db.checkCritical()]);
   }
 
   @Get(':name')

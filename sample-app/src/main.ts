@@ -15,6 +15,8 @@ async function main(): Promise<void> {
   const base = `http://127.0.0.1:${port}`;
   const urls = [
     '/health',
+    '/health/live',
+    '/health/ready',
     '/health/primary',
     '/metrics',
     '/stats',

@@ -208,7 +208,7 @@ function describeEndpoints(ctx: () => { app: AppProcess; up: Expected[]; down?: 
     }
     for (const c of down) expect(s.value(METRIC.status, { name: c.name, type: c.type }), c.name).toBe(0);
     for (const type of new Set([...up, ...down].map((c) => c.type))) {
-      expect(s.value(METRIC.connectionsTotal, { type }), type).toBe([...up, ...down].filter((c) => c.type === type).length);
+      expect(s.value(METRIC.connections, { type }), type).toBe([...up, ...down].filter((c) => c.type === type).length);
     }
     for (const name of Object.values(METRIC)) expect(s.type(name), name).toBeDefined();
     expect(s.text).toContain('process_resident_memory_bytes');

@@ -64,37 +64,46 @@ const sqlite = (file: string, fields: Record<string, unknown> = {}) => ({ type: 
 
 describe('Prometheus metrics over GET /metrics', () => {
   it('exports every metric of the contract, typed, with name/type labels and the right buckets', async () => {
-    const { scrape } = await startApp({ health_check_interval: 0, connections: { main: pg({ max_open_conns: 3 }), local: sqlite('a.db') } });
+    const { scrape } = await startApp({ health_check_interval: 0, connections: { main: pg({ max_open_conns: 3 }), local: sqlite('a.db', { critical: false }) } });
     const s = await scrape();
+    // The contract's names, spelled out: each passes `promtool check metrics` (counters end _total, gauges do not).
     const expectedTypes: Record<string, string> = {
-      [METRIC.connectionsTotal]: 'gauge',
-      [METRIC.status]: 'gauge',
-      [METRIC.poolSize]: 'gauge',
-      [METRIC.waitCount]: 'counter',
-      [METRIC.waitDuration]: 'counter',
-      [METRIC.reconnectAttempts]: 'counter',
-      [METRIC.lifetimeClosed]: 'counter',
-      [METRIC.idleClosed]: 'counter',
-      [METRIC.maxIdleClosed]: 'counter',
-      [METRIC.timeouts]: 'counter',
-      [METRIC.healthCheckDuration]: 'histogram',
-      [METRIC.acquireDuration]: 'histogram',
+      dbmanager_connections: 'gauge',
+      dbmanager_connection_info: 'gauge',
+      dbmanager_connection_status: 'gauge',
+      dbmanager_connection_pool_size: 'gauge',
+      dbmanager_connection_waits_total: 'counter',
+      dbmanager_connection_wait_seconds_total: 'counter',
+      dbmanager_reconnect_attempts_total: 'counter',
+      dbmanager_connection_lifetime_closed_total: 'counter',
+      dbmanager_connection_idle_closed_total: 'counter',
+      dbmanager_connection_max_idle_closed_total: 'counter',
+      dbmanager_connection_timeouts_total: 'counter',
+      dbmanager_health_check_duration_seconds: 'histogram',
+      dbmanager_connection_acquire_seconds: 'histogram',
     };
+    expect(Object.values(METRIC).sort()).toEqual(Object.keys(expectedTypes).sort());
     for (const [name, type] of Object.entries(expectedTypes)) expect(s.type(name), name).toBe(type);
 
-    expect(s.value(METRIC.connectionsTotal, { type: 'postgres' })).toBe(1);
-    expect(s.value(METRIC.connectionsTotal, { type: 'sqlite' })).toBe(1);
+    expect(s.value(METRIC.connections, { type: 'postgres' })).toBe(1);
+    expect(s.value(METRIC.connections, { type: 'sqlite' })).toBe(1);
+    expect(s.value(METRIC.info, { name: 'main', type: 'postgres', critical: 'true' })).toBe(1);
+    expect(s.value(METRIC.info, { name: 'local', type: 'sqlite', critical: 'false' })).toBe(1);
     expect(s.value(METRIC.status, { name: 'main', type: 'postgres' })).toBe(1);
     expect(s.value(METRIC.status, { name: 'local', type: 'sqlite' })).toBe(1);
     expect(s.value(METRIC.poolSize, { name: 'main', state: 'max' })).toBe(3);
     for (const state of ['open', 'in_use', 'idle', 'pending', 'max']) expect(s.value(METRIC.poolSize, { name: 'main', type: 'postgres', state })).toBeTypeOf('number');
     for (const result of ['success', 'failure']) expect(s.value(METRIC.reconnectAttempts, { name: 'main', type: 'postgres', result })).toBe(0);
-    for (const name of [METRIC.waitCount, METRIC.waitDuration, METRIC.lifetimeClosed, METRIC.idleClosed, METRIC.timeouts]) {
+    for (const name of [METRIC.waits, METRIC.waitSeconds, METRIC.lifetimeClosed, METRIC.idleClosed, METRIC.timeouts]) {
       expect(s.value(name, { name: 'main', type: 'postgres' }), name).toBe(0);
     }
+    // Acquires from a warm pool take ~10 µs: the lowest bucket is 100 µs, then half-decade steps to 10 s.
     const buckets = s.all(`${METRIC.acquireDuration}_bucket`, { name: 'main' }).map((b) => b.labels.le);
-    expect(buckets).toEqual(['0.001', '0.005', '0.01', '0.05', '0.1', '0.5', '1', '5', '10', '+Inf']);
-    expect(s.all(`${METRIC.healthCheckDuration}_bucket`, { name: 'local' })).toHaveLength(10);
+    expect(buckets).toEqual(['0.0001', '0.0003', '0.001', '0.003', '0.01', '0.03', '0.1', '0.3', '1', '3', '10', '+Inf']);
+    const healthBuckets = s.all(`${METRIC.healthCheckDuration}_bucket`, { name: 'local' }).map((b) => b.labels.le);
+    expect(healthBuckets).toEqual(['0.001', '0.005', '0.01', '0.05', '0.1', '0.5', '1', '5', '10', '+Inf']);
+    // What one connection costs in series (the README states it): 41 since the 100 µs buckets and the info series.
+    expect(s.withLabel('name', 'main')).toHaveLength(41);
     // Default metrics of the user's PrometheusModule are theirs; ours sit beside them.
     expect(s.text).toContain('process_cpu_user_seconds_total');
   });
@@ -122,8 +131,8 @@ describe('Prometheus metrics over GET /metrics', () => {
     expect(after.value(METRIC.poolSize, { name: 'main', state: 'in_use' })).toBe(0);
     expect(after.value(METRIC.poolSize, { name: 'main', state: 'pending' })).toBe(0);
     expect(after.value(METRIC.poolSize, { name: 'main', state: 'idle' })).toBe(2);
-    expect(after.value(METRIC.waitCount, { name: 'main' })).toBe(3);
-    expect(after.value(METRIC.waitDuration, { name: 'main' })).toBeGreaterThan(0.03 * 3 * 0.9);
+    expect(after.value(METRIC.waits, { name: 'main' })).toBe(3);
+    expect(after.value(METRIC.waitSeconds, { name: 'main' })).toBeGreaterThan(0.03 * 3 * 0.9);
     expect(after.value(`${METRIC.acquireDuration}_count`, { name: 'main' })).toBe(acquiresBefore + 5);
     expect(after.value(`${METRIC.acquireDuration}_bucket`, { name: 'main', le: '0.001' })).toBeLessThanOrEqual(acquiresBefore + 2);
     // The metrics agree with stats().
@@ -178,7 +187,7 @@ describe('Prometheus metrics over GET /metrics', () => {
     const s = await scrape();
     expect(s.withLabel('name', 'hidden')).toEqual([]);
     expect(s.withLabel('name', 'seen').length).toBeGreaterThan(20);
-    expect(s.value(METRIC.connectionsTotal, { type: 'sqlite' })).toBe(1);
+    expect(s.value(METRIC.connections, { type: 'sqlite' })).toBe(1);
   });
 
   it('drops every series of a removed connection, and exports one added at runtime', async () => {
@@ -189,13 +198,13 @@ describe('Prometheus metrics over GET /metrics', () => {
     await manager.remove('gone');
     const s = await scrape();
     expect(s.withLabel('name', 'gone')).toEqual([]);
-    expect(s.value(METRIC.connectionsTotal, { type: 'postgres' })).toBeUndefined();
+    expect(s.value(METRIC.connections, { type: 'postgres' })).toBeUndefined();
     expect(s.value(METRIC.status, { name: 'keep' })).toBe(1);
 
     await manager.add('late', pg());
     const later = await scrape();
     expect(later.value(METRIC.status, { name: 'late', type: 'postgres' })).toBe(1);
-    expect(later.value(METRIC.connectionsTotal, { type: 'postgres' })).toBe(1);
+    expect(later.value(METRIC.connections, { type: 'postgres' })).toBe(1);
   });
 
   it('keeps the contract names when the app prefixes its metrics (customMetricPrefix, global module)', async () => {
@@ -219,6 +228,6 @@ describe('Prometheus metrics over GET /metrics', () => {
     expect(s.value(METRIC.status, { name: 'second', type: 'postgres' })).toBe(1);
     expect(s.value(METRIC.poolSize, { name: 'second', state: 'max' })).toBe(1);
     expect(s.withLabel('name', 'first')).toEqual([]);
-    expect(s.value(METRIC.connectionsTotal, { type: 'sqlite' })).toBeUndefined();
+    expect(s.value(METRIC.connections, { type: 'sqlite' })).toBeUndefined();
   });
 });
