@@ -1,12 +1,5 @@
+import type { HistogramEntry } from './adapters/prom-client';
 import { ACQUIRE_BUCKETS } from './metric-names';
-
-/** One label set of a prom-client histogram, as it keeps it (buckets not cumulative, keyed by upper bound). */
-export interface HistogramEntry {
-  labels: Record<string, string>;
-  bucketValues: Record<number, number>;
-  sum: number;
-  count: number;
-}
 
 /**
  * Acquires of one connection, counted with plain arithmetic when they happen and published at scrape time. Feeding

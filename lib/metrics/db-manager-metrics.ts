@@ -3,7 +3,8 @@ import type { Counter, Gauge, Histogram, Metric } from 'prom-client';
 import type { DbConnection } from '../connection/db-connection';
 import { DbManager } from '../manager/db-manager';
 import { METRIC, POOL_STATES, RECONNECT_RESULTS } from './metric-names';
-import { AcquireTally, type HistogramEntry } from './acquire-tally';
+import { AcquireTally } from './acquire-tally';
+import type { HistogramEntry } from './adapters/prom-client';
 import { adoptMetric, type GaugeReader, metricProviders, metricToken, releaseMetric } from './metric-providers';
 
 type MetricKey = keyof typeof METRIC;

@@ -1,7 +1,8 @@
-import type { FactoryProvider, Provider } from '@nestjs/common';
+import { Logger, type Provider } from '@nestjs/common';
 import { getToken, makeCounterProvider, makeGaugeProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
 import { type Counter, type Gauge, type Histogram, type Metric, register } from 'prom-client';
-import type { HistogramEntry } from './acquire-tally';
+import { type HistogramEntry, replaceHistogramEntries } from './adapters/prom-client';
+import { unprefixed } from './adapters/willsoto';
 import { ACQUIRE_BUCKETS, CONNECTION_LABELS, HEALTH_CHECK_BUCKETS, INFO_LABELS, METRIC } from './metric-names';
 
 /** What a scrape asks of each app's metrics (one `DbManagerMetrics` per app). */
@@ -37,13 +38,6 @@ export function releaseMetric(metric: Metric<string>, name: string, reader: Gaug
   if (register.getSingleMetric(name) === metric) register.removeSingleMetric(name);
 }
 
-// willsoto's factories take PrometheusModule's options first, to apply customMetricPrefix; handing them none keeps
-// the contract's names whether or not the user's PrometheusModule is global or prefixed.
-function unprefixed(provider: Provider): FactoryProvider {
-  const made = provider as FactoryProvider;
-  return { provide: made.provide, useFactory: () => made.useFactory(undefined), inject: [] };
-}
-
 function gauge(name: string, help: string, labelNames: readonly string[], read: (reader: GaugeReader, gauge: Gauge<string>) => void): Provider {
   return unprefixed(
     makeGaugeProvider({
@@ -65,6 +59,8 @@ function counter(name: string, help: string, labelNames: readonly string[] = CON
 function histogram(name: string, help: string, buckets: number[], collect?: (this: Histogram<string>) => void): Provider {
   return unprefixed(makeHistogramProvider({ name, help, labelNames: [...CONNECTION_LABELS], buckets, ...(collect ? { collect } : {}) }));
 }
+
+let histogramWarned = false;
 
 /** The wait counters are published from the acquire tallies at scrape time; whichever is read first publishes both. */
 function publishWaits(metric: Metric<string>): void {
@@ -97,9 +93,9 @@ export const metricProviders: Provider[] = [
   histogram(METRIC.acquireDuration, 'Time to get a pooled connection, in seconds', ACQUIRE_BUCKETS, function () {
     const entries: HistogramEntry[] = [];
     for (const reader of readers.get(this) ?? []) reader.readAcquireDuration(entries);
-    // prom-client exports Object.values(hashMap): the entries are rebuilt from the tallies at every scrape.
-    (this as unknown as { hashMap: Record<string, HistogramEntry> }).hashMap = Object.fromEntries(
-      entries.map((entry) => [`${entry.labels.name}|${entry.labels.type}`, entry]),
-    );
+    if (!replaceHistogramEntries(this, entries, (entry) => `${entry.labels.name}|${entry.labels.type}`) && !histogramWarned) {
+      histogramWarned = true;
+      new Logger('DbManager').warn(`this prom-client version keeps histogram entries elsewhere: ${METRIC.acquireDuration} stays empty`);
+    }
   }),
 ];
