@@ -25,7 +25,7 @@ export class KnexSession implements DriverSession {
     private readonly knexInstance: CheckedKnex,
     private readonly watch: PoolWatch,
   ) {
-    this.pinger = new KnexPing(knexInstance.client, knexInstance.client.pool, dialect, (c) => watch.writeOff(c));
+    this.pinger = new KnexPing(knexInstance.client, knexInstance.client.pool, dialect, (c) => watch.ledger.writeOff(c));
   }
 
   /** Builds the pool from options bound to a new session and starts watching it. */
@@ -80,9 +80,9 @@ export class KnexSession implements DriverSession {
    * create or a ping's own connection waits for connect_timeout otherwise). Returns how many there were.
    */
   abort(): number {
-    const lent = this.watch.lentOut();
+    const lent = this.watch.ledger.inUse();
     for (const connection of lent) {
-      this.watch.writeOff(connection);
+      this.watch.ledger.writeOff(connection);
       this.dialect.destroySocket(connection);
     }
     const connecting = this.knexInstance.client.pool.numPendingCreates() + (this.pinger.connecting ? 1 : 0);
