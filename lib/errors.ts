@@ -1,3 +1,14 @@
+import { mikroOrm } from './mikro-orm-version';
+
+/** The version every @mikro-orm/* package must share: the installed core's, else the current release. */
+function installedMikroOrmVersion(): string {
+  try {
+    return mikroOrm().version;
+  } catch {
+    return '7.2.1';
+  }
+}
+
 /** Base class: every error of this library names the connection it concerns (when there is one). */
 export abstract class DbManagerError extends Error {
   /** The connection this error concerns, if any. */
@@ -69,6 +80,20 @@ export class NotMongoDatabaseError extends DbManagerError {
   }
 }
 
+/** An access path of the other MikroORM major was used: `knex()` on MikroORM 7, `kysely()` on MikroORM 6. */
+export class QueryBuilderUnavailableError extends DbManagerError {
+  override readonly name = 'QueryBuilderUnavailableError';
+  constructor(connectionName: string, asked: 'knex()' | 'kysely()', runningVersion: string) {
+    const major = runningVersion.split('.')[0];
+    const instead = asked === 'knex()' ? 'kysely()' : 'knex()';
+    super(
+      `Connection "${connectionName}": ${asked} is the query builder of MikroORM ${asked === 'knex()' ? 6 : 7}, and MikroORM ${runningVersion} runs here. ` +
+        `Use connection.${instead} (MikroORM ${major}'s), connection.em, or connection.withNativeClient() instead.`,
+      connectionName,
+    );
+  }
+}
+
 /** The MikroORM driver package for a configured connection type is not installed. */
 export class DriverNotInstalledError extends DbManagerError {
   override readonly name = 'DriverNotInstalledError';
@@ -76,7 +101,7 @@ export class DriverNotInstalledError extends DbManagerError {
   constructor(connectionName: string, type: string, packageName: string, cause?: unknown) {
     super(
       `Connection "${connectionName}" has type "${type}", but its driver package ${packageName} is not installed. ` +
-        `Run: npm i -E ${packageName}@6.6.16`,
+        `Run: npm i -E ${packageName}@${installedMikroOrmVersion()}`,
       connectionName,
       { cause },
     );

@@ -1,6 +1,8 @@
+import './runtime-guard';
 export { DbManagerModule, type DbManagerModuleAsyncOptions, type DbManagerModuleOptions, type DbManagerOptionsFactory } from './db-manager.module';
 export { DbManager, type DbManagerStats } from './manager/db-manager';
 export { DbConnection } from './connection/db-connection';
+export type { KnexQueryBuilder, KyselyQueryBuilder } from './query-builders';
 export { DbHealthIndicator, type DbHealthCheckOptions, type DbHealthDetails } from './health/db-health.indicator';
 export { DbManagerMetrics, METRIC, ACQUIRE_BUCKETS, HEALTH_CHECK_BUCKETS } from './metrics';
 export { TRACER_NAME, sanitizeSql, summarizeSql } from './tracing';
@@ -21,5 +23,6 @@ export {
   NoDefaultConnectionError,
   NotMongoDatabaseError,
   NotSqlDatabaseError,
+  QueryBuilderUnavailableError,
   type ConfigIssue,
 } from './errors';

@@ -4,7 +4,9 @@ import { type EntityManager, MikroORM, type Options } from '@mikro-orm/core';
 import type { ConnectionConfig, DatabaseType } from '../config/config.types';
 import type { DbDriver, DriverSession } from '../drivers/driver';
 import { driverFor } from '../drivers/registry';
-import { ConnectionClosedError, NotMongoDatabaseError, NotSqlDatabaseError } from '../errors';
+import { ConnectionClosedError, NotMongoDatabaseError, NotSqlDatabaseError, QueryBuilderUnavailableError } from '../errors';
+import { mikroOrm } from '../mikro-orm-version';
+import type { KnexQueryBuilder, KyselyQueryBuilder } from '../query-builders';
 import { logConnectionEvents, queryLog } from '../tracing/connection-log';
 import { ConnectionTracing, type SpanOutcome } from '../tracing/connection-tracing';
 import { combineQueryListeners } from '../tracing/query-listener';
@@ -123,9 +125,21 @@ export class DbConnection {
     return this.orm.em;
   }
 
-  /** The Knex query builder on this connection's pool (SQL only). */
-  knex<K = import('knex').Knex>(): K {
-    return this.openSession('sql', 'knex()').knex!() as K;
+  /** The Knex query builder on this connection's pool: SQL connections on MikroORM 6 (on 7, use `kysely()`). */
+  knex<K = KnexQueryBuilder>(): K {
+    const session = this.openSession('sql', 'knex()');
+    if (!session.knex) throw new QueryBuilderUnavailableError(this.name, 'knex()', mikroOrm().version);
+    return session.knex() as K;
+  }
+
+  /**
+   * The Kysely query builder on this connection's pool: SQL connections on MikroORM 7 (on 6, use `knex()`). Pass your
+   * database interface for typed queries: `kysely<Database>().selectFrom('users')…`.
+   */
+  kysely<DB = any>(): KyselyQueryBuilder<DB> {
+    const session = this.openSession('sql', 'kysely()');
+    if (!session.kysely) throw new QueryBuilderUnavailableError(this.name, 'kysely()', mikroOrm().version);
+    return session.kysely() as KyselyQueryBuilder<DB>;
   }
 
   /** The MongoClient (MongoDB only). */

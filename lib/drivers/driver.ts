@@ -8,7 +8,7 @@ export type AccessFamily = 'sql' | 'mongo';
 
 /** The MikroORM options a driver derives from one connection's config, and the settings it cannot honour. */
 export interface DerivedOrmOptions {
-  options: Options;
+  options: Partial<Options>;
   /** One line per configured field this database cannot honour (logged once per connection). */
   notApplicable: string[];
 }
@@ -36,8 +36,10 @@ export interface DriverSession {
   ping(timeoutMs: number): Promise<void>;
   /** Lends the raw driver client from the shared pool (or the current transaction's connection) for `fn`. */
   withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T>;
-  /** The query builder on this pool (Knex on MikroORM 6), for SQL sessions. */
+  /** The Knex query builder on this pool, for SQL sessions on MikroORM 6. */
   knex?(): unknown;
+  /** The Kysely query builder on this pool, for SQL sessions on MikroORM 7. */
+  kysely?(): unknown;
   /** The MongoClient, for MongoDB sessions. */
   mongo?(): unknown;
   /**
@@ -67,6 +69,11 @@ export interface DbDriver {
   open(orm: MikroORM, context: SessionContext): Promise<DriverSession>;
   /** True for errors a retry cannot fix (bad password, unknown database). */
   isPermanentError(error: unknown): boolean;
+}
+
+/** For the driver types MikroORM 7 does not serve yet: opening one says so. */
+export function notYetOnMikroOrm7(type: DatabaseType): never {
+  throw new Error(`${type} connections are not supported on MikroORM 7 by this release yet: run MikroORM 6.6 (every @mikro-orm/* package at exactly 6.6.16) for them`);
 }
 
 /** A MikroORM driver class, as `MikroORM.init` takes it. */

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { describeTarget } from '../config/dsn';
-import { type DbDriver, ormDriverLoader } from './driver';
+import { type DbDriver, notYetOnMikroOrm7, ormDriverLoader } from './driver';
+import { mikroOrm } from '../mikro-orm-version';
 import { DEFAULT_PORT, databaseOf, mongoClientSettings } from './mongo/client-settings';
 import { MongoSession } from './mongo/mongo-session';
 
@@ -40,7 +41,7 @@ export const mongodbDriver: DbDriver = {
     };
   },
 
-  open: (orm, context) => MongoSession.open(orm, context, mongodbPackage().MongoClient),
+  open: (orm, context) => (mikroOrm().major === 7 ? notYetOnMikroOrm7('mongodb') : MongoSession.open(orm, context, mongodbPackage().MongoClient)),
 
   isPermanentError(error) {
     let current: unknown = error;

@@ -3,7 +3,8 @@ import { describeTarget } from '../config/dsn';
 import type { QueryListener } from '../vocabulary';
 import { skipDestroyOfClosed } from './adapters/knex';
 import { closeTedious, isClosed, tlsState } from './adapters/tedious';
-import { type DbDriver, ormDriverLoader } from './driver';
+import { type DbDriver, notYetOnMikroOrm7, ormDriverLoader } from './driver';
+import { mikroOrm } from '../mikro-orm-version';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
 import { withMethodsReplaced } from './native-watch';
@@ -125,7 +126,7 @@ export const mssqlDriver: DbDriver = {
     };
   },
 
-  open: (orm, context) => KnexSession.open(orm, context, mssqlDialect(context.config)),
+  open: (orm, context) => (mikroOrm().major === 7 ? notYetOnMikroOrm7('mssql') : KnexSession.open(orm, context, mssqlDialect(context.config))),
 
   isPermanentError(error) {
     // Login failed (18456), or the database cannot be opened: tedious reports both as ELOGIN, flagging the

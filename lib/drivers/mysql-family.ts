@@ -1,6 +1,7 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
-import type { DbDriver, OrmDriverClass } from './driver';
+import { type DbDriver, notYetOnMikroOrm7, type OrmDriverClass } from './driver';
+import { mikroOrm } from '../mikro-orm-version';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
@@ -125,7 +126,8 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
       return { dbSystem: spec.dbSystem, namespace: config.database, address: config.host, port, display: describeTarget(spec.type, { ...config, port }) };
     },
 
-    open: (orm, context) => KnexSession.open(orm, context, mysqlFamilyDialect(context.config, spec.library, (m) => context.warn(m))),
+    open: (orm, context) =>
+      mikroOrm().major === 7 ? notYetOnMikroOrm7(spec.type) : KnexSession.open(orm, context, mysqlFamilyDialect(context.config, spec.library, (m) => context.warn(m))),
 
     isPermanentError(error) {
       const { errno, code } = (error ?? {}) as { errno?: unknown; code?: unknown };

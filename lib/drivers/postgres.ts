@@ -4,6 +4,8 @@ import { SocketTracker, socketOf } from './adapters/pg';
 import { type DbDriver, ormDriverLoader } from './driver';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
+import { PgPoolSession } from './kysely/pg-pool-session';
+import { mikroOrm } from '../mikro-orm-version';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 import { serverOrmOptions } from './server-options';
 
@@ -88,7 +90,10 @@ export const postgresDriver: DbDriver = {
     };
   },
 
-  open: (orm, context) => KnexSession.open(orm, context, postgresDialect(context.config, (m) => context.warn(m))),
+  open: (orm, context) =>
+    mikroOrm().major === 7
+      ? PgPoolSession.open(orm, context, { connectionSettings: (user, sockets) => connectionSettings(context.config, user, sockets) })
+      : KnexSession.open(orm, context, postgresDialect(context.config, (m) => context.warn(m))),
 
   isPermanentError(error) {
     const code = (error as { code?: unknown })?.code;

@@ -16,7 +16,7 @@ export interface ServerFacts {
  * size, with the user's own `mikro_orm.driverOptions` (the session replaces them with its pool's when it opens).
  */
 export function serverOrmOptions(config: ConnectionConfig, facts: ServerFacts): DerivedOrmOptions {
-  const options: Options = {
+  const options: Partial<Options> = {
     host: config.host,
     port: config.port ?? facts.defaultPort,
     user: config.user,

@@ -3,6 +3,8 @@ import { describeTarget } from '../config/dsn';
 import { type DbDriver, ormDriverLoader } from './driver';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
+import { SqliteSession } from './kysely/sqlite-session';
+import { mikroOrm } from '../mikro-orm-version';
 import { knexNotApplicable } from './knex/pool-options';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 
@@ -33,6 +35,13 @@ function sqliteDialect(config: ConnectionConfig): KnexDialect {
   };
 }
 
+/** MikroORM 7 runs SQLite on one better-sqlite3 database: the pool settings have nothing to act on. */
+function oneDatabaseNotApplicable(config: ConnectionConfig): string[] {
+  return (['maxOpenConns', 'maxIdleConns', 'connMaxLifetime', 'connMaxIdleTime', 'acquireTimeout'] as const)
+    .filter((field) => config.explicit.includes(field))
+    .map((field) => `${field} does not apply: on MikroORM 7 a SQLite connection is one better-sqlite3 database, not a pool`);
+}
+
 export const sqliteDriver: DbDriver = {
   type: 'sqlite',
   packageName: '@mikro-orm/sqlite',
@@ -42,7 +51,7 @@ export const sqliteDriver: DbDriver = {
 
   ormOptions(config) {
     const single = isMemory(config);
-    const notApplicable = knexNotApplicable(config, single);
+    const notApplicable = mikroOrm().major === 7 ? oneDatabaseNotApplicable(config) : knexNotApplicable(config, single);
     if (config.explicit.includes('queryTimeout')) {
       notApplicable.push('queryTimeout does not apply: SQLite runs in-process and has no server-side statement timeout');
     }
@@ -53,7 +62,7 @@ export const sqliteDriver: DbDriver = {
     return { dbSystem: 'sqlite', namespace: config.filepath, display: describeTarget('sqlite', config) };
   },
 
-  open: (orm, context) => KnexSession.open(orm, context, sqliteDialect(context.config)),
+  open: (orm, context) => (mikroOrm().major === 7 ? SqliteSession.open(orm, context) : KnexSession.open(orm, context, sqliteDialect(context.config))),
 
   isPermanentError(error) {
     const code = (error as { code?: unknown })?.code;

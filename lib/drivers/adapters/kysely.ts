@@ -1,0 +1,32 @@
+import type { MikroORM } from '@mikro-orm/core';
+
+/**
+ * Kysely, MikroORM 7's SQL layer. `em.getConnection().getClient()` is the Kysely instance (public); a transaction's
+ * connection is reached through `getExecutor().provideConnection()` (public, used by MikroORM itself), but the native
+ * client inside it is private: `identifyTransactionClient` sends one probe through it for the session to recognise.
+ */
+
+/** The Kysely instance of a MikroORM 7 SQL connection. */
+export function kyselyOf(orm: MikroORM): unknown {
+  return (orm.em.getConnection() as unknown as { getClient(): unknown }).getClient();
+}
+
+/** A Kysely transaction as far as reaching its connection goes. */
+interface KyselyTransaction {
+  getExecutor(): { provideConnection<T>(consumer: (connection: { executeQuery(query: object): Promise<unknown> }) => Promise<T>): Promise<T> };
+}
+
+/** A compiled query the probe sends (the session answers it without sending it to the server). */
+const PROBE = Object.freeze({
+  sql: 'select 1',
+  parameters: [],
+  query: { kind: 'RawNode', sqlFragments: ['select 1'], parameters: [] },
+  queryId: { queryId: 'nestjs-dbmanager-probe' },
+});
+
+/** The native client of a Kysely transaction, as `identify` recognises it from one probe sent through its connection. */
+export async function identifyTransactionClient<C>(transaction: unknown, identify: (send: () => Promise<unknown>) => Promise<C | undefined>): Promise<C | undefined> {
+  const executor = (transaction as Partial<KyselyTransaction>).getExecutor?.();
+  if (typeof executor?.provideConnection !== 'function') return undefined;
+  return identify(() => executor.provideConnection((connection) => connection.executeQuery(PROBE)));
+}

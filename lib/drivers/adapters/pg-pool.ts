@@ -1,0 +1,71 @@
+/**
+ * pg-pool (node-postgres' pool), the pool of a PostgreSQL connection on MikroORM 7: MikroORM builds it and hands it to
+ * Kysely. Its public API (counts, events, `connect()`, the `Client` option) is typed here; the private part we use —
+ * closing chosen idle clients, for max_idle_conns, which pg-pool has no option for — is checked when a pool opens.
+ */
+
+/** A pg client as the pool lends it. */
+export interface PgPoolClient {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  release(error?: unknown): void;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** The public slice of a pg-pool `Pool` (pg 8). */
+export interface PgPool {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+  readonly options: { max?: number } & Record<string, unknown>;
+  connect(): Promise<PgPoolClient>;
+  on(event: 'connect' | 'acquire' | 'remove', listener: (client: PgPoolClient) => void): unknown;
+  on(event: 'release', listener: (error: unknown, client: PgPoolClient) => void): unknown;
+  on(event: 'error', listener: (error: Error, client: PgPoolClient) => void): unknown;
+}
+
+interface PgPoolPrivate {
+  _idle?: Array<{ client?: PgPoolClient }>;
+  _remove?(client: PgPoolClient): void;
+}
+
+/**
+ * Puts `around` in front of the pool's `connect()`, the one door through which the EntityManager, Kysely and the
+ * native client all get a connection (Kysely calls it per query), so acquires can be timed and their errors named.
+ */
+export function interceptConnect(pool: PgPool, around: (connect: () => Promise<PgPoolClient>) => Promise<PgPoolClient>): void {
+  const connect = pool.connect.bind(pool) as () => Promise<PgPoolClient>;
+  (pool as { connect: () => Promise<PgPoolClient> }).connect = () => around(connect);
+}
+
+/** Closes idle clients beyond a limit, or says why it cannot. */
+export interface IdleClientTrimmer {
+  /** Closes the longest-idle clients beyond `keep`; `closing` hears of each before it goes. */
+  trim(keep: number, closing: (client: PgPoolClient) => void): void;
+}
+
+/**
+ * The idle-client trimmer for a pool, or the reason it cannot be had: pg-pool keeps idle clients in a private array
+ * (oldest first) and removes one through a private method. Missing either, max_idle_conns is not enforced.
+ */
+export function idleClientTrimmer(pool: PgPool): IdleClientTrimmer | string {
+  const internals = pool as unknown as PgPoolPrivate;
+  if (!Array.isArray(internals._idle) || typeof internals._remove !== 'function') {
+    return 'this pg-pool version has no idle list and _remove(): max_idle_conns is not enforced (idle connections still close after conn_max_idle_time)';
+  }
+  return {
+    trim(keep, closing) {
+      const idle = internals._idle!;
+      while (idle.length > keep) {
+        const oldest = idle[0]?.client;
+        if (!oldest) return;
+        closing(oldest);
+        internals._remove!(oldest);
+      }
+    },
+  };
+}
+
+/** True for the error pg-pool raises when a caller waited `connectionTimeoutMillis` for a client. */
+export function isPgPoolTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'timeout exceeded when trying to connect';
+}

@@ -1,0 +1,56 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { QueryListener } from '../../vocabulary';
+import { watchQueryMethod } from '../native-watch';
+
+/** node-postgres' `Client` class, as far as subclassing it goes. */
+export type PgClientClass = new (config: Record<string, unknown>) => PgClientLike;
+
+/** A pg client as the session's subclass sees it. */
+export interface PgClientLike {
+  query(...args: unknown[]): unknown;
+}
+
+/** An answer Kysely accepts for the probe query (it is never sent). */
+const NOT_SENT = Object.freeze({ rows: [], rowCount: 0, command: 'SELECT', fields: [] });
+
+/**
+ * The pg `Client` subclass one PostgreSQL pool is built with (pg-pool's public `Client` option): every statement the
+ * EntityManager, Kysely or a lent native client runs passes through its `query`, so
+ * - a transaction's client can be found: Kysely wraps it privately, so `identify` runs a probe through the
+ *   transaction's connection, which this subclass answers without sending and records as that client;
+ * - with tracing or query logging on, each statement reaches `queries` (off, nothing but the probe check runs);
+ * - connect_timeout bounds its own connect, apart from the pool's wait for a client (acquire_timeout).
+ */
+export function sessionClientClass(Base: PgClientClass, connectTimeoutMs: number, queries: QueryListener | undefined) {
+  const probe = new AsyncLocalStorage<{ client?: PgClientLike }>();
+  const watch = queries ? watchQueryMethod(queries, true) : undefined;
+  const baseQuery = Base.prototype.query as (this: PgClientLike, ...args: unknown[]) => unknown;
+
+  class SessionClient extends Base {
+    constructor(config: Record<string, unknown>) {
+      // pg-pool keeps the password non-enumerable (as pg does), so a spread would drop it.
+      super(Object.defineProperty({ ...config, connectionTimeoutMillis: connectTimeoutMs }, 'password', { value: config.password, enumerable: false }));
+    }
+
+    override query(...args: unknown[]): unknown {
+      const slot = probe.getStore();
+      if (slot) {
+        slot.client = this;
+        return Promise.resolve(NOT_SENT);
+      }
+      return watch ? watch((...a: unknown[]) => baseQuery.apply(this, a)).apply(this, args) : baseQuery.apply(this, args);
+    }
+  }
+
+  return {
+    Client: SessionClient as unknown as PgClientClass,
+    /** Runs `send` (which makes one query go through a connection) and returns the client it reached. */
+    async identify(send: () => Promise<unknown>): Promise<PgClientLike | undefined> {
+      const slot: { client?: PgClientLike } = {};
+      await probe.run(slot, send);
+      return slot.client;
+    },
+    /** A statement on `client` that neither tracing nor logging sees (health pings). */
+    quietQuery: (client: PgClientLike, sql: string): Promise<unknown> => baseQuery.call(client, sql) as Promise<unknown>,
+  };
+}

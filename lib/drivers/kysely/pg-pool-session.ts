@@ -1,0 +1,241 @@
+import { createRequire } from 'node:module';
+import type { MikroORM } from '@mikro-orm/core';
+import type { ConnectionConfig } from '../../config/config.types';
+import type { PoolGauges } from '../../vocabulary';
+import { currentTransaction } from '../adapters/mikro-orm';
+import { SocketTracker, socketOf } from '../adapters/pg';
+import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient } from '../adapters/pg-pool';
+import { ConnectionLedger } from '../connection-ledger';
+import type { DriverSession, SessionContext } from '../driver';
+import { FOREVER } from '../knex/pool-options';
+import { type PgClientClass, type PgClientLike, sessionClientClass } from './pg-client-class';
+import { identifyTransactionClient, kyselyOf } from '../adapters/kysely';
+
+const noop = (): void => undefined;
+
+/** What the PostgreSQL driver file adds to a pg pool's options: the client settings a connection's config becomes. */
+export interface PgSettings {
+  /** node-postgres' client settings on top of the user's own; its sockets come from `sockets`. */
+  connectionSettings(user: Record<string, unknown>, sockets: SocketTracker): Record<string, unknown>;
+}
+
+/** The `pg` package as @mikro-orm/postgresql resolves it: the pool it builds makes clients of its `Client` class. */
+function pgClientBase(): PgClientClass {
+  return (createRequire(require.resolve('@mikro-orm/postgresql'))('pg') as { Client: PgClientClass }).Client;
+}
+
+/**
+ * The pg-pool of a PostgreSQL connection on MikroORM 7, shared by the EntityManager, `kysely()` and the native client:
+ * MikroORM builds it from options bound to this session (a pg `Client` subclass of ours, tracked sockets, the limits),
+ * reports it through `onPoolCreated`, and this session watches it through its public events.
+ */
+export class PgPoolSession implements DriverSession {
+  private pool?: PgPool;
+  private readonly ledger: ConnectionLedger<PgPoolClient>;
+  private readonly sockets = new SocketTracker();
+  private readonly clients: ReturnType<typeof sessionClientClass>;
+  private ownPing?: Promise<void>;
+
+  private constructor(
+    private readonly orm: MikroORM,
+    private readonly context: SessionContext,
+  ) {
+    const { config } = context;
+    this.ledger = new ConnectionLedger({ idleMs: config.connMaxIdleTime || FOREVER, lifetimeMs: config.connMaxLifetime });
+    this.clients = sessionClientClass(pgClientBase(), config.connectTimeout, context.queries);
+  }
+
+  static async open(orm: MikroORM, context: SessionContext, settings: PgSettings): Promise<PgPoolSession> {
+    const session = new PgPoolSession(orm, context);
+    orm.config.set('driverOptions', session.poolOptions(settings) as never);
+    await orm.em.getDriver().connect();
+    if (!session.pool) throw new Error('MikroORM did not report its pg pool (onPoolCreated): this @mikro-orm/postgresql version is not supported');
+    return session;
+  }
+
+  /** pg-pool's options (MikroORM merges them over its own): the user's driver options, ours on top. */
+  private poolOptions(settings: PgSettings): Record<string, unknown> {
+    const { config } = this.context;
+    const user = (config.mikroOrm.driverOptions ?? {}) as Record<string, unknown>;
+    return {
+      ...settings.connectionSettings(user, this.sockets),
+      Client: this.clients.Client,
+      onPoolCreated: (pool: PgPool) => this.adopt(pool),
+      min: 0,
+      max: config.maxOpenConns,
+      // 0 disables pg-pool's idle timer and lifetime, as it does ours.
+      idleTimeoutMillis: config.connMaxIdleTime,
+      maxLifetimeSeconds: config.connMaxLifetime / 1000,
+      // pg-pool's bound on waiting for a client; each client's own connect is bounded by connect_timeout.
+      connectionTimeoutMillis: config.acquireTimeout,
+    };
+  }
+
+  /** Starts watching the pool MikroORM just built from our options. */
+  private adopt(pool: PgPool): void {
+    this.pool = pool;
+    const { observer, config } = this.context;
+    const { ledger } = this;
+    const trimmer = idleClientTrimmer(pool);
+    if (typeof trimmer === 'string') this.context.warn(trimmer);
+    pool.on('connect', (client) => {
+      ledger.created(client);
+      client.on('error', (error) => observer.connectionError(error));
+    });
+    pool.on('acquire', (client) => ledger.lentOut(client));
+    pool.on('release', (_error, client) => {
+      ledger.returned(client);
+      if (typeof trimmer !== 'string' && pool.idleCount + 1 > config.maxIdleConns) {
+        queueMicrotask(() => trimmer.trim(config.maxIdleConns, (c) => ledger.trim(c)));
+      }
+    });
+    pool.on('remove', (client) => observer.closed(ledger.closed(client)));
+    // Errors of idle clients come to the pool (checked-out ones to their holder, and to the listener above).
+    pool.on('error', (error) => observer.connectionError(error));
+    interceptConnect(pool, (connect) => this.acquire(connect));
+  }
+
+  /** One acquire, timed: a wait is one that found every client busy; a timeout is counted and named. */
+  private async acquire(connect: () => Promise<PgPoolClient>): Promise<PgPoolClient> {
+    const pool = this.pool!;
+    const started = performance.now();
+    const saturated = pool.idleCount === 0 && pool.totalCount >= this.max;
+    try {
+      const client = await connect();
+      this.context.observer.acquired(performance.now() - started, saturated);
+      return client;
+    } catch (error) {
+      if (!isPgPoolTimeout(error)) throw error;
+      const waited = performance.now() - started;
+      this.context.observer.acquireTimedOut(waited);
+      throw acquireTimeout(this.context.config, this.max, error);
+    }
+  }
+
+  private get max(): number {
+    return this.context.config.maxOpenConns;
+  }
+
+  gauges(): PoolGauges {
+    const pool = this.pool;
+    if (!pool) return { open: 0, inUse: 0, idle: 0, pending: 0, max: this.max };
+    const open = pool.totalCount;
+    const idle = pool.idleCount;
+    return { open, inUse: open - idle, idle, pending: pool.waitingCount, max: this.max };
+  }
+
+  kysely(): unknown {
+    return kyselyOf(this.orm);
+  }
+
+  /**
+   * Lends a pooled `pg` client and releases it after `fn`. Inside `em.transactional` it lends the transaction's own
+   * client, so a one-connection pool cannot deadlock.
+   */
+  async withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T> {
+    const transaction = currentTransaction(this.context.config.name, this.orm.em);
+    if (transaction) {
+      const client = await identifyTransactionClient(transaction, (send) => this.clients.identify(send));
+      if (!client) throw new Error(`Connection "${this.context.config.name}": the transaction's client could not be found to lend it`);
+      return fn(client);
+    }
+    const client = await this.pool!.connect();
+    try {
+      return await fn(client);
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * A health ping that cannot pile up: on a pooled client when one is idle or the pool has room, else on one
+   * short-lived client of its own (at most one at a time, so the server sees at most max + 1). On timeout the
+   * client's socket is destroyed, so nothing stays queued.
+   */
+  async ping(timeoutMs: number): Promise<void> {
+    const pool = this.pool!;
+    let onTimeout: () => void = noop;
+    const saturated = pool.idleCount === 0 && pool.totalCount >= this.max;
+    let ping: Promise<void>;
+    if (!saturated) ping = this.pooledPing((fn) => (onTimeout = fn));
+    else if (this.ownPing) ping = Promise.reject(new Error("every pooled connection is busy and the previous ping's own connection is still waiting for the server"));
+    else {
+      ping = this.ownClientPing((fn) => (onTimeout = fn));
+      this.ownPing = ping.then(noop, noop).finally(() => (this.ownPing = undefined));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      if (!timeoutMs) return;
+      timer = setTimeout(() => {
+        onTimeout();
+        reject(new Error(`ping timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+    });
+    try {
+      await Promise.race([ping, timeout]);
+    } finally {
+      clearTimeout(timer);
+      ping.catch(noop);
+    }
+  }
+
+  private async pooledPing(setOnTimeout: (fn: () => void) => void): Promise<void> {
+    // Not saturated: an idle client is lent at once, or a new one is opened, which connect_timeout bounds.
+    const client = await this.pool!.connect();
+    setOnTimeout(() => {
+      this.ledger.writeOff(client);
+      socketOf(client)?.destroy();
+    });
+    try {
+      await this.clients.quietQuery(client as unknown as PgClientLike, 'select 1');
+      client.release();
+    } catch (error) {
+      this.ledger.writeOff(client);
+      client.release(error);
+      throw error;
+    }
+  }
+
+  private async ownClientPing(setOnTimeout: (fn: () => void) => void): Promise<void> {
+    const pool = this.pool!;
+    const client = new this.clients.Client(pool.options) as unknown as PgClientLike & { connect(): Promise<void>; end(): Promise<void> };
+    setOnTimeout(() => socketOf(client)?.destroy());
+    try {
+      await client.connect();
+      await this.clients.quietQuery(client, 'select 1');
+    } finally {
+      await client.end().catch(noop);
+    }
+  }
+
+  abort(): number {
+    const busy = this.ledger.inUse();
+    for (const client of busy) {
+      this.ledger.writeOff(client);
+      socketOf(client)?.destroy();
+    }
+    const pool = this.pool;
+    const connecting = pool ? pool.totalCount - pool.idleCount - busy.length : 0;
+    if (connecting > 0 || this.ownPing) this.sockets.destroyAll();
+    return busy.length + Math.max(0, connecting) + (this.ownPing ? 1 : 0);
+  }
+
+  async close(): Promise<void> {
+    this.ledger.shuttingDown();
+    await this.orm.close(true);
+    await this.ownPing;
+  }
+}
+
+/** The acquire timeout as an error that names the connection and says what to do. */
+function acquireTimeout(config: ConnectionConfig, max: number, cause: unknown): Error {
+  return Object.assign(
+    new Error(
+      `Connection "${config.name}": timed out after ${config.acquireTimeout} ms (acquire_timeout) waiting for a pooled connection, all ${max} being in use. ` +
+        'Raise max_open_conns or acquire_timeout, or find what holds connections (long transactions, a query run outside the transaction it waits for).',
+      { cause },
+    ),
+    { name: 'AcquireTimeoutError', connectionName: config.name },
+  );
+}
