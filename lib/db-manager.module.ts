@@ -55,6 +55,31 @@ export interface DbManagerModuleAsyncOptions extends Pick<ModuleMetadata, 'impor
 const OPTIONS_FACTORY = Symbol('nestjs-dbmanager:options-factory');
 const logger = new Logger('DbManager');
 
+interface RootParts {
+  head: Provider[];
+  names: string[];
+  listed?: string[];
+  isGlobal?: boolean;
+  imports?: DynamicModule['imports'];
+}
+
+/**
+ * Checks the names the app injects against the config (before any pool opens), then connects every connection with
+ * the entities the app's forFeature imports registered for it.
+ */
+async function connectManager(config: DbManagerConfig, app: AppGraph, listed: readonly string[]): Promise<DbManager> {
+  const features = app.values<FeatureRegistration>(FEATURE_REGISTRATION);
+  checkInjectedConnections(config, listed, app.injections(), features);
+  for (const name of featureNamesNotConfigured(config, features)) {
+    logger.warn(`forFeature() registered entities for "${name}", which is not configured: add("${name}", …) will discover them`);
+  }
+  // As DbManager picks it: forFeature without a name means the connection that is default at startup.
+  const defaultName = config.defaultConnection ?? Object.keys(config.connections)[0];
+  const manager = new DbManager(config, { featureEntities: featureEntitiesByConnection(features, defaultName) });
+  await manager.connectAll();
+  return manager;
+}
+
 /** Closes every pool when the application shuts down (`app.close()` or a signal with shutdown hooks enabled). */
 @Injectable()
 class DbManagerShutdown implements OnApplicationShutdown {
@@ -71,7 +96,7 @@ export class DbManagerModule implements NestModule {
   /** Registers the manager and a provider for every connection in `config`. */
   static forRoot(config: DbManagerConfigInput | DbManagerConfig, options: DbManagerModuleOptions = {}): DynamicModule {
     const parsed = parseDbManagerConfig(config);
-    return this.assemble([{ provide: DBMANAGER_CONFIG, useValue: parsed }], Object.keys(parsed.connections), [], options.isGlobal, []);
+    return this.assemble({ head: [{ provide: DBMANAGER_CONFIG, useValue: parsed }], names: Object.keys(parsed.connections), ...options });
   }
 
   /** Same, with the configuration from a factory, class or existing provider (e.g. `ConfigService`). */
@@ -92,7 +117,7 @@ export class DbManagerModule implements NestModule {
     if (options.useClass) extra.push({ provide: OPTIONS_FACTORY, useClass: options.useClass });
     else if (options.useExisting) extra.push({ provide: OPTIONS_FACTORY, useExisting: options.useExisting });
     else if (!options.useFactory) throw new Error('DbManagerModule.forRootAsync needs useFactory, useClass or useExisting');
-    return this.assemble([configProvider, ...extra], names, names, options.isGlobal, options.imports ?? []);
+    return this.assemble({ head: [configProvider, ...extra], names, listed: names, isGlobal: options.isGlobal, imports: options.imports });
   }
 
   /**
@@ -103,35 +128,20 @@ export class DbManagerModule implements NestModule {
     return DbManagerFeatureModule.register(entities, name);
   }
 
-  /**
-   * `names` get tokens (the config's with forRoot, `connectionNames` with forRootAsync); `listed` must be configured.
-   * Names the decorators and forFeature recorded get tokens too.
-   */
-  private static assemble(head: Provider[], names: string[], listed: string[], isGlobal = true, imports: DynamicModule['imports'] = []): DynamicModule {
+  /** The root module: `head` provides the config; `names` get tokens beside the recorded ones; `listed` must be configured. */
+  private static assemble({ head, names, listed = [], isGlobal = true, imports = [] }: RootParts): DynamicModule {
     const fixed: Provider[] = [
       ...head,
       {
         provide: DbManager,
-        useFactory: async (config: DbManagerConfig, container: ModulesContainer) => {
-          const app = new AppGraph(container);
-          const features = app.values<FeatureRegistration>(FEATURE_REGISTRATION);
-          checkInjectedConnections(config, listed, app.injections(), features);
-          for (const name of featureNamesNotConfigured(config, features)) {
-            logger.warn(`forFeature() registered entities for "${name}", which is not configured: add("${name}", …) will discover them`);
-          }
-          // As DbManager picks it: forFeature without a name means the connection that is default at startup.
-          const defaultName = config.defaultConnection ?? Object.keys(config.connections)[0];
-          const featureEntities = featureEntitiesByConnection(features, defaultName);
-          const manager = new DbManager(config, { featureEntities });
-          await manager.connectAll();
-          return manager;
-        },
+        useFactory: (config: DbManagerConfig, container: ModulesContainer) => connectManager(config, new AppGraph(container), listed),
         inject: [DBMANAGER_CONFIG, ModulesContainer],
       },
       DbManagerShutdown,
       DbHealthIndicator,
       ...defaultClassProviders(),
     ];
+    // The default (no name) first; names the decorators recorded are read now, not at the forRoot call.
     const tokenProviders = () => [undefined, ...new Set([...names, ...injectedNames()])].flatMap(connectionProviders);
     return {
       module: DbManagerModule,
