@@ -29,19 +29,23 @@ export function checkInjectedConnections(
     consumers.get(target.name)!.add(injection.consumer);
   }
   const issues: ConfigIssue[] = [];
+  const missing: Array<string | undefined> = [];
   for (const name of listed) {
-    if (!isConfigured(name)) issues.push({ path: `connections.${name}`, message: `is listed in connectionNames but missing from the configuration ${known}` });
+    if (isConfigured(name)) continue;
+    issues.push({ path: `connections.${name}`, message: `is listed in connectionNames but missing from the configuration ${known}` });
+    missing.push(name);
   }
   for (const [name, by] of consumers) {
     if (name !== undefined && listed.includes(name)) continue;
     const who = [...by].join(', ');
+    missing.push(name);
     issues.push(
       name === undefined
         ? { path: 'connections', message: `has no connection, but ${who} injects the default one; configure a connection` }
         : { path: `connections.${name}`, message: `is injected by ${who} but missing from the configuration ${known}; add it or fix the name` },
     );
   }
-  if (issues.length) throw new DbManagerConfigError(issues, issues[0].path.split('.')[1]);
+  if (issues.length) throw new DbManagerConfigError(issues, missing[0]);
 }
 
 /** Names `forFeature` registered entities for that are not configured (yet: `add()` may bring them). */

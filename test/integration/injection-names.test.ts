@@ -92,11 +92,11 @@ describe('names without repeating them', () => {
   it('a name the config lacks is a startup error naming it, who injects it and the configured names', async () => {
     @Injectable()
     class TypoService {
-      constructor(@InjectConnection('reprots') readonly reports: DbConnection) {}
+      constructor(@InjectConnection('reports.v2') readonly reports: DbConnection) {}
     }
     @Injectable()
     class TypoEmService {
-      @InjectEntityManager('reprots') readonly em!: EntityManager;
+      @InjectEntityManager('reports.v2') readonly em!: EntityManager;
     }
     for (const root of [[...asyncRoot()], [DbManagerModule.forRoot(config())]]) {
       const error = await context(root, [TypoService, TypoEmService]).then(
@@ -104,9 +104,9 @@ describe('names without repeating them', () => {
         (e: unknown) => e,
       );
       expect(error).toBeInstanceOf(DbManagerConfigError);
-      expect(error).toMatchObject({ name: 'DbManagerConfigError', connectionName: 'reprots' });
+      expect(error).toMatchObject({ name: 'DbManagerConfigError', connectionName: 'reports.v2' });
       expect((error as Error).message).toContain(
-        'connections.reprots: is injected by TypoService, TypoEmService but missing from the configuration (configured: main, reports); add it or fix the name',
+        'connections.reports.v2: is injected by TypoService, TypoEmService but missing from the configuration (configured: main, reports); add it or fix the name',
       );
       expect((error as Error).message).not.toMatch(/can't resolve dependencies/i);
     }
