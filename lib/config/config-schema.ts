@@ -2,12 +2,36 @@ import type { DatabaseType } from './config.types';
 
 /** How a field's raw value is read and checked. */
 export type FieldKind =
-  | { kind: 'string'; nonEmpty?: boolean; oneOf?: readonly string[]; secret?: boolean }
+  | {
+      kind: 'string';
+      nonEmpty?: boolean;
+      oneOf?: readonly string[];
+      /** Said after the accepted values, e.g. that they are lowercase. */
+      oneOfNote?: string;
+      /** Never shown in a message, printed or enumerated (a password, or a URL that may hold one). */
+      secret?: boolean;
+      /** A connection URL: `${VAR}` in its user-info is percent-encoded on substitution. */
+      url?: boolean;
+    }
   | { kind: 'int'; min: number; max: number }
-  | { kind: 'duration' }
+  | DurationKind
   | { kind: 'bool' }
   | { kind: 'tags' }
   | { kind: 'object' };
+
+/**
+ * A duration in ms. Below its floor is an error, never a hot loop or an unbounded wait: a fraction of a millisecond
+ * would round to 0, which disables a timeout.
+ */
+export interface DurationKind {
+  kind: 'duration';
+  /** Smallest non-zero value, in ms (default 1). */
+  floorMs?: number;
+  /** Whether 0 is accepted, meaning "off" (default true). */
+  zeroAllowed?: boolean;
+  /** Why the floor exists, for the error message. */
+  floorReason?: string;
+}
 
 export interface FieldSpec {
   /** camelCase key; the snake_case spelling is derived. */
@@ -27,6 +51,14 @@ export const READ_PREFERENCES = ['primary', 'primaryPreferred', 'secondary', 'se
 export const DEFAULT_ORMS = ['orm', 'knex', 'native', 'bun', 'gorm'] as const;
 export const CONNECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
+/** A backoff delay: never 0, or a server that is down gets reconnect attempts in a hot loop. */
+const BACKOFF_DURATION: DurationKind = {
+  kind: 'duration',
+  floorMs: 10,
+  zeroAllowed: false,
+  floorReason: 'a shorter backoff makes reconnect attempts a hot loop',
+};
+
 /** Settings the manager holds as defaults for every connection, and each connection may override. */
 export const POOL_FIELDS: readonly FieldSpec[] = [
   { key: 'maxOpenConns', type: { kind: 'int', min: 1, max: 10_000 } },
@@ -43,9 +75,9 @@ export const MANAGER_FIELDS: readonly FieldSpec[] = [
   { key: 'defaultConnection', type: { kind: 'string', nonEmpty: true } },
   { key: 'connections', type: { kind: 'object' } },
   { key: 'retryAttempts', type: { kind: 'int', min: 1, max: 1_000 } },
-  { key: 'retryDelay', type: { kind: 'duration' } },
-  { key: 'retryMaxDelay', type: { kind: 'duration' } },
-  { key: 'healthCheckInterval', type: { kind: 'duration' } },
+  { key: 'retryDelay', type: BACKOFF_DURATION },
+  { key: 'retryMaxDelay', type: BACKOFF_DURATION },
+  { key: 'healthCheckInterval', type: { kind: 'duration', floorMs: 100, floorReason: 'a shorter period makes the health loop ping without pause' } },
   { key: 'enableAutoReconnect', type: { kind: 'bool' } },
   { key: 'shutdownTimeout', type: { kind: 'duration' } },
   ...POOL_FIELDS,

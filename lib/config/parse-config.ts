@@ -8,7 +8,6 @@ import {
   type FieldSpec,
   MANAGER_DEFAULTS,
   MANAGER_FIELDS,
-  MAX_DURATION_MS,
   POOL_DEFAULTS,
   POOL_FIELDS,
   RESERVED_MIKRO_ORM_KEYS,
@@ -16,7 +15,7 @@ import {
 } from './config-schema';
 import { didYouMean } from './did-you-mean';
 import { parseDsn } from './dsn';
-import { parseDuration } from './duration';
+import { checkValue, describe, isProblem } from './check-value';
 import { interpolateEnv, isPlainObject } from './env-interpolation';
 
 /** Options for `parseDbManagerConfig`. */
@@ -216,72 +215,9 @@ export function readFields(raw: Fields, specs: readonly FieldSpec[], path: strin
     }
     seen.set(spec.key, key);
     if (value === undefined || value === null) continue;
-    const checked = checkValue(spec, value);
+    const checked = checkValue(spec.type, value);
     if (isProblem(checked)) issues.push({ path: fieldPath, message: checked.problem });
     else out[spec.key] = checked;
   }
   return out;
-}
-
-class Problem {
-  constructor(readonly problem: string) {}
-}
-
-function isProblem(value: unknown): value is Problem {
-  return value instanceof Problem;
-}
-
-function checkValue(spec: FieldSpec, value: unknown): unknown {
-  const type = spec.type;
-  const shown = type.kind === 'string' && type.secret ? 'a value (not shown)' : describe(value);
-  switch (type.kind) {
-    case 'string': {
-      if (typeof value !== 'string') return new Problem(`must be a string, got ${shown}`);
-      if (type.nonEmpty && value.trim() === '') return new Problem('must not be empty');
-      if (type.oneOf && !type.oneOf.includes(value)) {
-        const hint = didYouMean(value, type.oneOf);
-        return new Problem(`must be one of ${type.oneOf.join(', ')}, got ${shown}${hint ? ` (did you mean "${hint}"?)` : ''}`);
-      }
-      return value;
-    }
-    case 'int': {
-      const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < type.min || n > type.max) {
-        return new Problem(`must be an integer from ${type.min} to ${type.max}, got ${shown}`);
-      }
-      return n;
-    }
-    case 'duration': {
-      const ms = parseDuration(value);
-      if (ms === undefined || ms > MAX_DURATION_MS) {
-        return new Problem(`must be a duration such as "500ms", "30s", "5m", "1h30m" or a number of milliseconds (0 to ${MAX_DURATION_MS}), got ${shown}`);
-      }
-      return ms;
-    }
-    case 'bool': {
-      if (typeof value === 'boolean') return value;
-      if (value === 'true' || value === 'false') return value === 'true';
-      return new Problem(`must be true or false, got ${shown}`);
-    }
-    case 'tags': {
-      if (!isPlainObject(value)) return new Problem(`must be a map of string to string, got ${shown}`);
-      const tags: Record<string, string> = {};
-      for (const [k, v] of Object.entries(value)) {
-        if (!['string', 'number', 'boolean'].includes(typeof v)) return new Problem(`tag "${k}" must be a string, got ${describe(v)}`);
-        Object.defineProperty(tags, k, { value: String(v), enumerable: true, writable: true, configurable: true });
-      }
-      return tags;
-    }
-    case 'object':
-      return isPlainObject(value) ? value : new Problem(`must be an object, got ${shown}`);
-  }
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'function') return 'a function';
-  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
