@@ -6,6 +6,7 @@ import {
   CONNECTION_FIELDS,
   CONNECTION_NAME,
   type FieldSpec,
+  type SslMode,
   MANAGER_DEFAULTS,
   MANAGER_FIELDS,
   POOL_DEFAULTS,
@@ -15,6 +16,8 @@ import {
 } from './config-schema';
 import { didYouMean } from './did-you-mean';
 import { parseDsn } from './dsn';
+import { readDsnParams, tdsSslMode } from './dsn-params';
+import { hideSecrets } from './hidden-secrets';
 import { checkValue, describe, isProblem } from './check-value';
 import { interpolateEnv, isPlainObject } from './env-interpolation';
 
@@ -38,7 +41,7 @@ export function parseDbManagerConfig(input: unknown, options: ParseConfigOptions
   const issues: ConfigIssue[] = [];
   const warn = options.warn ?? ((message: string) => logger.warn(message));
   let root = input;
-  if (isPlainObject(root) && Object.keys(root).length === 1 && 'dbmanager' in root) root = root.dbmanager;
+  if (isPlainObject(root) && Object.keys(root).length === 1 && Object.hasOwn(root, 'dbmanager')) root = root.dbmanager;
   if (!isPlainObject(root)) {
     throw new DbManagerConfigError([{ path: 'dbmanager', message: `must be an object with a "connections" map, got ${describe(root)}` }]);
   }
@@ -57,7 +60,7 @@ export function parseDbManagerConfig(input: unknown, options: ParseConfigOptions
   }
 
   const defaultConnection = manager.defaultConnection as string | undefined;
-  if (defaultConnection !== undefined && isPlainObject(rawConnections) && !(defaultConnection in rawConnections)) {
+  if (defaultConnection !== undefined && isPlainObject(rawConnections) && !Object.hasOwn(rawConnections, defaultConnection)) {
     const hint = didYouMean(defaultConnection, Object.keys(rawConnections));
     issues.push({
       path: 'default_connection',
@@ -98,7 +101,7 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
   const fields = readFields(raw, CONNECTION_FIELDS, path, issues);
   const type = fields.type as DatabaseType | undefined;
   if (type === undefined) {
-    if (!('type' in fields) && !issues.some((i) => i.path === `${path}.type`)) {
+    if (!Object.hasOwn(fields, 'type') && !issues.some((i) => i.path === `${path}.type`)) {
       issues.push({ path: `${path}.type`, message: 'is required: postgres, sqlite, mssql, mongodb, mysql or mariadb' });
     }
     return undefined;
@@ -121,7 +124,7 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
     database: fields.database as string | undefined,
     filepath: fields.filepath as string | undefined,
   };
-  const dsnFields: Record<string, string | undefined> = {};
+  let dsnFields: Record<string, unknown> = {};
   if (typeof fields.dsn === 'string') {
     const parts = parseDsn(type, fields.dsn);
     if (typeof parts === 'string') {
@@ -132,11 +135,19 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
       for (const key of ['host', 'port', 'user', 'password', 'database', 'filepath'] as const) {
         if (parts[key] !== undefined) (target as Record<string, unknown>)[key] = parts[key];
       }
-      const { sslmode, schema, authSource, replicaSet, readPreference, ...rest } = parts.params;
-      Object.assign(dsnFields, { sslmode, schema, authSource, replicaSet, readPreference });
-      dsnParams = rest;
+      const read = readDsnParams(type, parts.params, `${path}.dsn`, issues);
+      for (const [key, value] of Object.entries(read.fields)) {
+        if (fields[key] !== undefined && fields[key] !== value) {
+          issues.push({ path: `${path}.${snakeCase(key)}`, message: `is ${describe(fields[key])} but the dsn's query says otherwise: say it in one place` });
+        }
+      }
+      dsnFields = read.fields;
+      dsnParams = read.rest;
     }
   }
+  const pick = <T = string>(key: string) => (fields[key] ?? dsnFields[key]) as T | undefined;
+  let sslmode = pick<SslMode>('sslmode');
+  if (type === 'mssql') sslmode = tdsSslMode(sslmode, dsnParams, `${path}.dsn`, issues);
   if (type === 'sqlite' && !target.filepath) {
     issues.push({ path: `${path}.filepath`, message: 'is required for sqlite (a file path, or ":memory:"), or give a dsn' });
   }
@@ -146,7 +157,7 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
 
   const mikroOrm = (fields.mikroOrm ?? {}) as Record<string, unknown>;
   for (const key of RESERVED_MIKRO_ORM_KEYS) {
-    if (key in mikroOrm) {
+    if (Object.hasOwn(mikroOrm, key)) {
       issues.push({ path: `${path}.mikro_orm.${key}`, message: 'is set by the library from the connection fields; use those fields instead' });
     }
   }
@@ -165,13 +176,12 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
   // As Go's database/sql does: more idle connections than open ones cannot exist.
   pool.maxIdleConns = Math.min(pool.maxIdleConns, pool.maxOpenConns);
 
-  const pick = (key: string) => (fields[key] as string | undefined) ?? dsnFields[key];
-  return {
+  return hideSecrets({
     name,
     type,
     dsn: fields.dsn as string | undefined,
     ...target,
-    sslmode: pick('sslmode'),
+    sslmode,
     schema: pick('schema'),
     authSource: pick('authSource'),
     replicaSet: pick('replicaSet'),
@@ -184,10 +194,10 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
     defaultOrm: defaultOrm as DefaultOrm,
     tags: (fields.tags as Record<string, string> | undefined) ?? {},
     critical: (fields.critical as boolean | undefined) ?? CONNECTION_DEFAULTS.critical,
-    applicationName: (fields.applicationName as string | undefined) ?? dsnParams.application_name ?? name,
+    applicationName: pick('applicationName') ?? name,
     mikroOrm,
     explicit: Object.keys(fields),
-  };
+  });
 }
 
 /** Reads the known fields of one object (either spelling), reporting unknown keys, doubled keys and bad values. */
