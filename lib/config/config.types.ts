@@ -95,14 +95,19 @@ export interface DbManagerOptionsInput extends PoolOptionsInput {
 /** Anything `parseDbManagerConfig` accepts: camelCase or snake_case, optionally wrapped in `{ dbmanager: … }`. */
 export type DbManagerConfigInput = DbManagerOptionsInput | { dbmanager: unknown } | Record<string, unknown>;
 
-/** A connection after validation: camelCase, defaults applied, durations in ms. */
+/**
+ * A connection after validation: camelCase, defaults applied, durations in ms. `password` and `dsn` are
+ * non-enumerable (printing, JSON and `Object.entries` do not see them; a spread drops them): read them by name.
+ */
 export interface ConnectionConfig {
   name: string;
   type: DatabaseType;
+  /** Non-enumerable: it may hold the password. */
   dsn?: string;
   host?: string;
   port?: number;
   user?: string;
+  /** Non-enumerable, as node-postgres keeps its own. */
   password?: string;
   database?: string;
   /** From the field, else the DSN's `sslmode` (SQL Server: also its `encrypt` / `trustServerCertificate`). */

@@ -62,6 +62,14 @@ describe('passwords in DSNs, on a real PostgreSQL role whose password has @ : / 
     expect(await whoAmI({ dsn: `postgres://\${DBM_DSN_USER}:\${DBM_DSN_PASSWORD}@${at}` })).toBe(ROLE);
   });
 
+  it('the same for a connection added at runtime with add()', async () => {
+    process.env.DBM_DSN_PASSWORD = PASSWORD;
+    const manager = await DbManager.create({ health_check_interval: 0, connections: {} });
+    managers.push(manager);
+    const added = await manager.add('late', { type: 'postgres', dsn: `postgres://${ROLE}:\${DBM_DSN_PASSWORD}@${at}` });
+    expect(((await added.knex().raw('select current_user as who')) as { rows: Array<{ who: string }> }).rows[0].who).toBe(ROLE);
+  });
+
   it('the same through a YAML file and dbManagerYamlConfig', async () => {
     process.env.DBM_DSN_PASSWORD = PASSWORD;
     const dir = mkdtempSync(join(tmpdir(), 'dbm-dsn-'));
