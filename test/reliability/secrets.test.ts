@@ -169,10 +169,18 @@ describe('masking never mangles a message', () => {
     'password %j on the real server (wrong password, health down, reconnect): masked where a credential stands, names readable',
     async (password) => {
       const role = `dbm_mask_${Buffer.from(password).toString('hex')}`;
-      const admin = new pg_.Client({ connectionString: pg.url });
-      await admin.connect();
-      await admin.query(`drop role if exists ${role}`);
-      await admin.query(`create role ${role} login password ${admin.escapeLiteral(password)}`);
+      // A short-lived admin session each time: the server is stopped in between, which would end a kept one.
+      const asAdmin = async (sql: (client: pg_.Client) => string) => {
+        const admin = new pg_.Client({ connectionString: pg.url });
+        await admin.connect();
+        try {
+          await admin.query(sql(admin));
+        } finally {
+          await admin.end();
+        }
+      };
+      await asAdmin(() => `drop role if exists ${role}`);
+      await asAdmin((admin) => `create role ${role} login password ${admin.escapeLiteral(password)}`);
       const server = { host: '127.0.0.1', port: pg.port };
       const on = (extra: Record<string, unknown>) => ({ type: 'postgres', ...server, critical: false, connect_timeout: '1s', health_check_timeout: '1s', ...extra });
       const app = await startHealthApp({
@@ -218,8 +226,7 @@ describe('masking never mangles a message', () => {
         texts.push(...manager.all().map((c) => `${c.target.display} ${JSON.stringify(c.settings)} ${JSON.stringify(c.stats())}`));
       } finally {
         await app.close();
-        await admin.query(`drop role if exists ${role}`).catch(() => undefined);
-        await admin.end();
+        await asAdmin(() => `drop role if exists ${role}`);
       }
       texts.push(...app.logs.lines.map((l) => `${l.context} ${l.message}`));
       const all = texts.join('\n');
