@@ -42,6 +42,8 @@ export function readDsnParams(type: DatabaseType, params: Record<string, string>
       }
       const checked = checkValue(spec.type, value, true);
       if (isProblem(checked)) issues.push({ path, message: `query parameter ${param} ${checked.problem}` });
+      // MongoDB's authSource and authsource are one option: given both ways, they must agree.
+      else if (Object.hasOwn(fields, spec.key) && fields[spec.key] !== checked) issues.push({ path, message: `has the query parameter ${param} twice, with different values: keep one` });
       else fields[spec.key] = checked;
       continue;
     }

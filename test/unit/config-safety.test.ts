@@ -129,6 +129,9 @@ describe('DSN query parameters are validated exactly like the fields they stand 
     expect(problems({ connections: { a: { type: 'postgres', dsn: 'postgres://h/db?sslmode=require&sslmode=disable' } } })).toEqual([
       'connections.a.dsn: has the query parameter sslmode twice, with different values: keep one',
     ]);
+    expect(problems({ connections: { a: { type: 'mongodb', dsn: 'mongodb://h/db?authSource=admin&authsource=users' } } })).toEqual([
+      'connections.a.dsn: has the query parameter authSource twice, with different values: keep one',
+    ]);
   });
 
   it('never quotes a value out of the DSN', () => {
