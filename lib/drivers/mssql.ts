@@ -22,7 +22,6 @@ const BOUNDED_DESTROY = Symbol('dbmanager.boundedDestroy');
 /** DSN query parameters that become tedious options. */
 const DSN_OPTIONS = ['encrypt', 'trustServerCertificate', 'instanceName'];
 
-
 const hooks: KnexDialectHooks = {
   // tedious with encrypt: true goes on in plain text when the server answers "encryption not supported": refuse that.
   async prepareConnection(connection, config) {
