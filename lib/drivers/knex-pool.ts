@@ -159,7 +159,7 @@ export function knexServerOptions(config: ConnectionConfig, observer: PoolObserv
     driverOptions: { ...driverOptions, connection },
   };
   for (const key of Object.keys(config.dsnParams)) {
-    if (key !== 'application_name' && !server.passedDsnParams?.includes(key)) derived.notApplicable.push(`dsn parameter "${key}" is not used`);
+    if (!server.passedDsnParams?.includes(key)) derived.notApplicable.push(`dsn parameter "${key}" is not used`);
   }
   return derived;
 }

@@ -154,7 +154,7 @@ export const mongodbDriver: DbDriver = {
       namespace: databaseOf(config),
       address: config.host,
       port: config.port ?? DEFAULT_PORT,
-      display: describeTarget('mongodb', { ...config, port: config.port ?? DEFAULT_PORT, database: databaseOf(config) }),
+      display: describeTarget('mongodb', config, { port: DEFAULT_PORT, database: DEFAULT_DATABASE }),
     };
   },
 

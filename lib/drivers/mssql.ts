@@ -1,6 +1,8 @@
 import type { MikroORM } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
+import { TLS_REQUIRED_MODES } from '../config/config-schema';
 import { describeTarget } from '../config/dsn';
+import { unsupportedSslMode } from '../config/ssl-mode';
 import { DriverNotInstalledError } from '../errors';
 import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
 import type { QueryListener } from '../tracing/query-listener';
@@ -20,13 +22,10 @@ const BOUNDED_DESTROY = Symbol('dbmanager.boundedDestroy');
 /** DSN query parameters that become tedious options. */
 const DSN_OPTIONS = ['encrypt', 'trustServerCertificate', 'instanceName'];
 
-/** sslmode values that demand TLS for the whole session. */
-const TLS_REQUIRED = new Set(['require', 'verify-ca', 'verify-full']);
-
 const hooks: KnexDialectHooks = {
   // tedious with encrypt: true goes on in plain text when the server answers "encryption not supported": refuse that.
   async prepareConnection(connection, config) {
-    if (!config.sslmode || !TLS_REQUIRED.has(config.sslmode)) return;
+    if (!config.sslmode || !TLS_REQUIRED_MODES.includes(config.sslmode)) return;
     const io = (connection as unknown as { messageIo?: { tlsNegotiationComplete?: boolean } }).messageIo;
     if (io && io.tlsNegotiationComplete === false) {
       (connection as TediousConnection).close();
@@ -76,27 +75,35 @@ function watchRequests(listener: QueryListener) {
     };
 }
 
-/** `sslmode`, else the DSN's `encrypt`/`trustServerCertificate`, as tedious options. */
+/**
+ * `sslmode` as tedious options (the config parser already turned the DSN's `encrypt` / `trustServerCertificate` into
+ * it, or checked that they agree); the DSN's `encrypt=strict` keeps TDS 8's TLS-first handshake.
+ */
 function tlsOptions(config: ConnectionConfig, notApplicable: string[]): Record<string, unknown> {
-  const fromDsn: Record<string, unknown> = {};
   const { encrypt, trustServerCertificate } = config.dsnParams;
-  if (encrypt !== undefined) fromDsn.encrypt = encrypt === 'strict' ? 'strict' : encrypt === 'true';
-  if (trustServerCertificate !== undefined) fromDsn.trustServerCertificate = trustServerCertificate === 'true';
+  const on = encrypt === 'strict' ? 'strict' : true;
   switch (config.sslmode) {
     case undefined:
-      return fromDsn;
+      // tedious' own default (the login packet encrypted, the rest as the server wants); the DSN may still say whether to trust the certificate.
+      return trustServerCertificate === undefined ? {} : { trustServerCertificate: trustServerCertificate === 'true' };
     case 'disable':
     case 'allow':
     case 'prefer':
-      notApplicable.push(
-        `sslmode "${config.sslmode}" becomes encrypt: false: tedious still encrypts the login packet when the server offers TLS, and uses TLS throughout when the server requires it`,
-      );
+      if (encrypt !== 'false') {
+        notApplicable.push(
+          `sslmode "${config.sslmode}" becomes encrypt: false: tedious still encrypts the login packet when the server offers TLS, and uses TLS throughout when the server requires it`,
+        );
+      }
       return { encrypt: false };
     case 'require':
-      return { encrypt: true, trustServerCertificate: true };
+      return { encrypt: on, trustServerCertificate: true };
+    case 'verify-ca':
+      notApplicable.push('sslmode "verify-ca" is treated as "verify-full": tedious checks the host name too');
+      return { encrypt: on, trustServerCertificate: false };
+    case 'verify-full':
+      return { encrypt: on, trustServerCertificate: false };
     default:
-      if (config.sslmode === 'verify-ca') notApplicable.push('sslmode "verify-ca" is treated as "verify-full": tedious checks the host name too');
-      return { encrypt: true, trustServerCertificate: false };
+      return unsupportedSslMode(config.name);
   }
 }
 
@@ -140,7 +147,7 @@ export const mssqlDriver: DbDriver = {
       namespace: config.database ?? 'master',
       address: config.host,
       port,
-      display: describeTarget('mssql', { ...config, port, database: config.database ?? 'master' }),
+      display: describeTarget('mssql', config, { port, database: 'master' }),
     };
   },
 

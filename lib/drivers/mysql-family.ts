@@ -1,6 +1,7 @@
 import type { Options } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
+import { unsupportedSslMode } from '../config/ssl-mode';
 import type { DbDriver, PoolObserver } from './driver';
 import { type KnexDialectHooks, knexDriverMethods, knexServerOptions, type PooledConnection } from './knex-pool';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
@@ -29,11 +30,22 @@ export interface MySqlClientLibrary {
   destroySocket(connection: MySqlFamilyConnection): void;
 }
 
-/** How `sslmode` maps onto the `ssl` option both client libraries take. */
-function sslOption(mode: string | undefined): { rejectUnauthorized: boolean } | undefined {
-  if (mode === 'require') return { rejectUnauthorized: false };
-  if (mode === 'verify-ca' || mode === 'verify-full') return { rejectUnauthorized: true };
-  return undefined;
+/** How `sslmode` maps onto the `ssl` option both client libraries take (with it set, both refuse a server without TLS). */
+function sslOption(config: ConnectionConfig): { rejectUnauthorized: boolean } | undefined {
+  switch (config.sslmode) {
+    case undefined:
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      return undefined;
+    case 'require':
+      return { rejectUnauthorized: false };
+    case 'verify-ca':
+    case 'verify-full':
+      return { rejectUnauthorized: true };
+    default:
+      return unsupportedSslMode(config.name);
+  }
 }
 
 /**
@@ -99,7 +111,7 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
           };
           // No database named: connect without one (MikroORM still needs a name, which then only labels it).
           if (!config.database) connection.database = null;
-          const ssl = sslOption(config.sslmode);
+          const ssl = sslOption(config);
           if (ssl) connection.ssl = ssl;
           for (const key of PASSED_DSN_PARAMS) if (config.dsnParams[key] !== undefined) connection[key] = config.dsnParams[key];
           if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
@@ -120,7 +132,7 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
         namespace: config.database,
         address: config.host,
         port,
-        display: describeTarget(spec.type, { ...config, port }),
+        display: describeTarget(spec.type, config, { port }),
       };
     },
 

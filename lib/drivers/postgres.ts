@@ -1,6 +1,7 @@
 import { Socket } from 'node:net';
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
+import { unsupportedSslMode } from '../config/ssl-mode';
 import { DriverNotInstalledError } from '../errors';
 import { type DbDriver, importDriverPackage, type PoolObserver } from './driver';
 import { type KnexDialectHooks, knexDriverMethods, knexServerOptions } from './knex-pool';
@@ -10,8 +11,8 @@ import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 const PERMANENT_SQLSTATES = new Set(['28P01', '28000', '3D000', '42501']);
 
 /** How `sslmode` maps onto node-postgres' `ssl` option (pg has no "prefer": we do not silently downgrade). */
-function sslOption(mode: string | undefined): false | { rejectUnauthorized: boolean } | undefined {
-  switch (mode) {
+function sslOption(config: ConnectionConfig): false | { rejectUnauthorized: boolean } | undefined {
+  switch (config.sslmode) {
     case undefined:
       return undefined;
     case 'disable':
@@ -20,8 +21,11 @@ function sslOption(mode: string | undefined): false | { rejectUnauthorized: bool
       return false;
     case 'require':
       return { rejectUnauthorized: false };
-    default:
+    case 'verify-ca':
+    case 'verify-full':
       return { rejectUnauthorized: true };
+    default:
+      return unsupportedSslMode(config.name);
   }
 }
 
@@ -71,7 +75,7 @@ export const postgresDriver: DbDriver = {
         if (config.connectTimeout) connection.connectionTimeoutMillis = config.connectTimeout;
         // The server cancels the statement and the connection stays usable (pg's client-side query_timeout would not).
         if (config.queryTimeout) connection.statement_timeout = config.queryTimeout;
-        const ssl = sslOption(config.sslmode);
+        const ssl = sslOption(config);
         if (ssl !== undefined) connection.ssl = ssl;
         if (config.schema) connection.options = `-c search_path=${config.schema.replace(/[^A-Za-z0-9_$]/g, '')},public`;
         if (config.sslmode === 'allow' || config.sslmode === 'prefer') {
@@ -88,7 +92,7 @@ export const postgresDriver: DbDriver = {
       namespace: config.database ?? config.user ?? 'postgres',
       address: config.host,
       port: config.port ?? 5432,
-      display: describeTarget('postgres', { ...config, port: config.port ?? 5432, database: config.database ?? config.user ?? 'postgres' }),
+      display: describeTarget('postgres', config, { port: 5432, database: config.user ?? 'postgres' }),
     };
   },
 
