@@ -1,5 +1,8 @@
 import type { Options as MikroOrmOptions } from '@mikro-orm/core';
 import type { DatabaseType } from '../vocabulary';
+import type { SslMode } from './config-schema';
+
+export type { SslMode };
 
 export type { DatabaseType };
 
@@ -34,14 +37,17 @@ export interface ConnectionOptionsInput extends PoolOptionsInput {
   /** Must equal the connection's key when given. */
   name?: string;
   type: DatabaseType;
-  /** A complete connection URL; overrides host, port, user, password and database. */
+  /**
+   * A complete connection URL; overrides host, port, user, password and database. Percent-encode the user and
+   * password, or leave the password out and set `password`.
+   */
   dsn?: string;
   host?: string;
   port?: number;
   user?: string;
   password?: string;
   database?: string;
-  /** PostgreSQL/SQL Server TLS: `disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`. */
+  /** TLS (PostgreSQL, SQL Server, MySQL/MariaDB): `disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`. */
   sslmode?: string;
   /** Default schema (PostgreSQL/SQL Server). */
   schema?: string;
@@ -89,17 +95,23 @@ export interface DbManagerOptionsInput extends PoolOptionsInput {
 /** Anything `parseDbManagerConfig` accepts: camelCase or snake_case, optionally wrapped in `{ dbmanager: … }`. */
 export type DbManagerConfigInput = DbManagerOptionsInput | { dbmanager: unknown } | Record<string, unknown>;
 
-/** A connection after validation: camelCase, defaults applied, durations in ms. */
+/**
+ * A connection after validation: camelCase, defaults applied, durations in ms. `password` and `dsn` are
+ * non-enumerable (printing, JSON and `Object.entries` do not see them; a spread drops them): read them by name.
+ */
 export interface ConnectionConfig {
   name: string;
   type: DatabaseType;
+  /** Non-enumerable: it may hold the password. */
   dsn?: string;
   host?: string;
   port?: number;
   user?: string;
+  /** Non-enumerable, as node-postgres keeps its own. */
   password?: string;
   database?: string;
-  sslmode?: string;
+  /** From the field, else the DSN's `sslmode` (SQL Server: also its `encrypt` / `trustServerCertificate`). */
+  sslmode?: SslMode;
   schema?: string;
   filepath?: string;
   authSource?: string;

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { describeTarget } from '../config/dsn';
 import { type DbDriver, ormDriverLoader } from './driver';
-import { DEFAULT_PORT, databaseOf, mongoClientSettings } from './mongo/client-settings';
+import { DEFAULT_DATABASE, DEFAULT_PORT, databaseOf, mongoClientSettings } from './mongo/client-settings';
 import { MongoSession } from './mongo/mongo-session';
 
 /** Errors a retry cannot fix: bad credentials, or settings the driver refuses. */
@@ -36,7 +36,7 @@ export const mongodbDriver: DbDriver = {
       namespace: databaseOf(config),
       address: config.host,
       port: config.port ?? DEFAULT_PORT,
-      display: describeTarget('mongodb', { ...config, port: config.port ?? DEFAULT_PORT, database: databaseOf(config) }),
+      display: describeTarget('mongodb', config, { port: DEFAULT_PORT, database: DEFAULT_DATABASE }),
     };
   },
 

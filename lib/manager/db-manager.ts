@@ -1,3 +1,4 @@
+import { inspect, type InspectOptions } from 'node:util';
 import { Logger } from '@nestjs/common';
 import type { ConnectionConfig, ConnectionOptionsInput, DbManagerConfig, DbManagerConfigInput, DefaultOrm } from '../config/config.types';
 import { interpolateEnv, isPlainObject } from '../config/env-interpolation';
@@ -296,6 +297,16 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
   /** shutdown_timeout in ms; 0 disables the bound (wait for in-flight work however long it takes). */
   private get shutdownBudgetMs(): number {
     return this.config.shutdownTimeout || Number.POSITIVE_INFINITY;
+  }
+
+  /** What `JSON.stringify` and JSON loggers show: each connection's summary, never a credential. */
+  toJSON(): { defaultConnection?: string; closed: boolean; connections: Array<ReturnType<DbConnection['toJSON']>> } {
+    return { defaultConnection: this.defaultName, closed: this.closed, connections: this.all().map((c) => c.toJSON()) };
+  }
+
+  /** What `console.log`, `util.inspect` and Nest's `Logger` show: the same summary. */
+  [inspect.custom](_depth: number, options: InspectOptions): string {
+    return `DbManager ${inspect(this.toJSON(), options)}`;
   }
 
   /** True once close() was called. */
