@@ -22,3 +22,9 @@ export function hideSecrets<T extends object>(config: T): T {
   }
   return config;
 }
+
+/** A copy of a parsed connection with `changes`, its secret fields carried over (and still hidden). */
+export function copyConnectionConfig<T extends object>(config: T, changes: Partial<T>): T {
+  const secrets = Object.fromEntries(SECRET_KEYS.filter((key) => Object.hasOwn(config, key)).map((key) => [key, (config as Record<string, unknown>)[key]]));
+  return hideSecrets({ ...config, ...secrets, ...changes });
+}

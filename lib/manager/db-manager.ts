@@ -1,3 +1,4 @@
+import { copyConnectionConfig } from '../config/hidden-secrets';
 import { inspect, type InspectOptions } from 'node:util';
 import { Logger } from '@nestjs/common';
 import type { ConnectionConfig, ConnectionOptionsInput, DbManagerConfig, DbManagerConfigInput, DefaultOrm } from '../config/config.types';
@@ -105,7 +106,7 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
   /** Builds a connection's MikroORM instance, with the entities forFeature registered for it. */
   private createConnection(config: ConnectionConfig): Promise<DbConnection> {
     const entities = this.options.featureEntities?.(config.name) ?? [];
-    return DbConnection.create(entities.length ? { ...config, mikroOrm: withFeatureEntities(config.mikroOrm, entities) } : config);
+    return DbConnection.create(entities.length ? copyConnectionConfig(config, { mikroOrm: withFeatureEntities(config.mikroOrm, entities) }) : config);
   }
 
   /** Connects with the startup retry policy (one attempt for a critical: false connection); rejects only for critical failures. */
