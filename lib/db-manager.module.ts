@@ -2,6 +2,7 @@ import {
   type DynamicModule,
   Inject,
   Injectable,
+  Logger,
   type MiddlewareConsumer,
   Module,
   type ModuleMetadata,
@@ -10,15 +11,21 @@ import {
   type Provider,
   type Type,
 } from '@nestjs/common';
+import { ModulesContainer } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
+import { AppGraph } from './app-graph';
 import type { DbManagerConfig, DbManagerConfigInput } from './config/config.types';
 import { parseDbManagerConfig } from './config/parse-config';
-import { DbManagerConfigError } from './errors';
+import { connectionProviders, defaultClassProviders } from './connection.providers';
+import { type FeatureEntity, type FeatureRegistration, featureEntitiesByConnection } from './feature-entities';
+import { DbManagerFeatureModule, FEATURE_REGISTRATION } from './feature.module';
 import { DbHealthIndicator } from './health/db-health.indicator';
+import { checkInjectedConnections, featureNamesNotConfigured } from './injection-check';
+import { injectedNames } from './injected-names';
 import { DbManager } from './manager/db-manager';
 import { dbManagerMetricsProviders } from './metrics/db-manager-metrics';
 import { DbRequestContextMiddleware } from './request-context.middleware';
-import { DBMANAGER_CONFIG, getConnectionToken, getEntityManagerToken } from './tokens';
+import { DBMANAGER_CONFIG } from './tokens';
 
 /** Options of `DbManagerModule.forRoot`. */
 export interface DbManagerModuleOptions {
@@ -33,7 +40,11 @@ export interface DbManagerOptionsFactory {
 
 /** Options of `DbManagerModule.forRootAsync`. */
 export interface DbManagerModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'>, DbManagerModuleOptions {
-  /** Names to register injection tokens for; a listed name the config lacks is a startup error. */
+  /**
+   * Names to register injection tokens for, beside those `@InjectConnection`, `@InjectEntityManager`,
+   * `@InjectRepository` and `forFeature` name (registered without listing them); a listed name the config lacks is
+   * a startup error.
+   */
   connectionNames?: string[];
   inject?: Array<string | symbol | Type<unknown> | { token: string | symbol; optional: boolean }>;
   useFactory?: (...args: never[]) => Promise<DbManagerConfigInput> | DbManagerConfigInput;
@@ -41,8 +52,33 @@ export interface DbManagerModuleAsyncOptions extends Pick<ModuleMetadata, 'impor
   useExisting?: Type<DbManagerOptionsFactory>;
 }
 
-const CONNECTION_NAMES = Symbol('nestjs-dbmanager:connection-names');
 const OPTIONS_FACTORY = Symbol('nestjs-dbmanager:options-factory');
+const logger = new Logger('DbManager');
+
+interface RootParts {
+  head: Provider[];
+  names: string[];
+  listed?: string[];
+  isGlobal?: boolean;
+  imports?: DynamicModule['imports'];
+}
+
+/**
+ * Checks the names the app injects against the config (before any pool opens), then connects every connection with
+ * the entities the app's forFeature imports registered for it.
+ */
+async function connectManager(config: DbManagerConfig, app: AppGraph, listed: readonly string[]): Promise<DbManager> {
+  const features = app.values<FeatureRegistration>(FEATURE_REGISTRATION);
+  checkInjectedConnections(config, listed, app.injections(), features);
+  for (const name of featureNamesNotConfigured(config, features)) {
+    logger.warn(`forFeature() registered entities for "${name}", which is not configured: add("${name}", …) will discover them`);
+  }
+  // As DbManager picks it: forFeature without a name means the connection that is default at startup.
+  const defaultName = config.defaultConnection ?? Object.keys(config.connections)[0];
+  const manager = new DbManager(config, { featureEntities: featureEntitiesByConnection(features, defaultName) });
+  await manager.connectAll();
+  return manager;
+}
 
 /** Closes every pool when the application shuts down (`app.close()` or a signal with shutdown hooks enabled). */
 @Injectable()
@@ -60,7 +96,7 @@ export class DbManagerModule implements NestModule {
   /** Registers the manager and a provider for every connection in `config`. */
   static forRoot(config: DbManagerConfigInput | DbManagerConfig, options: DbManagerModuleOptions = {}): DynamicModule {
     const parsed = parseDbManagerConfig(config);
-    return this.assemble([{ provide: DBMANAGER_CONFIG, useValue: parsed }], Object.keys(parsed.connections), options.isGlobal, []);
+    return this.assemble({ head: [{ provide: DBMANAGER_CONFIG, useValue: parsed }], names: Object.keys(parsed.connections), ...options });
   }
 
   /** Same, with the configuration from a factory, class or existing provider (e.g. `ConfigService`). */
@@ -69,74 +105,61 @@ export class DbManagerModule implements NestModule {
     const configProvider: Provider = options.useFactory
       ? {
           provide: DBMANAGER_CONFIG,
-          useFactory: async (...args: never[]) => checkNames(parseDbManagerConfig(await options.useFactory!(...args)), names),
+          useFactory: async (...args: never[]) => parseDbManagerConfig(await options.useFactory!(...args)),
           inject: options.inject ?? [],
         }
       : {
           provide: DBMANAGER_CONFIG,
-          useFactory: async (factory: DbManagerOptionsFactory) => checkNames(parseDbManagerConfig(await factory.createDbManagerOptions()), names),
+          useFactory: async (factory: DbManagerOptionsFactory) => parseDbManagerConfig(await factory.createDbManagerOptions()),
           inject: [OPTIONS_FACTORY],
         };
     const extra: Provider[] = [];
     if (options.useClass) extra.push({ provide: OPTIONS_FACTORY, useClass: options.useClass });
     else if (options.useExisting) extra.push({ provide: OPTIONS_FACTORY, useExisting: options.useExisting });
     else if (!options.useFactory) throw new Error('DbManagerModule.forRootAsync needs useFactory, useClass or useExisting');
-    return this.assemble([configProvider, ...extra], names, options.isGlobal, options.imports ?? []);
+    return this.assemble({ head: [configProvider, ...extra], names, listed: names, isGlobal: options.isGlobal, imports: options.imports });
   }
 
-  private static assemble(head: Provider[], names: string[], isGlobal = true, imports: DynamicModule['imports'] = []): DynamicModule {
-    const perName = (name: string | undefined): Provider[] => [
-      {
-        provide: getConnectionToken(name),
-        useFactory: (manager: DbManager) => (name === undefined ? manager.getDefault() : manager.get(name)),
-        inject: [DbManager],
-      },
-      {
-        provide: getEntityManagerToken(name),
-        useFactory: (manager: DbManager) => (name === undefined ? manager.getDefault() : manager.get(name)).em,
-        inject: [DbManager],
-      },
-    ];
-    const providers: Provider[] = [
+  /**
+   * Adds `entities` to the named connection's MikroORM discovery (no name = the default connection) and registers
+   * their repositories: `@InjectRepository(User, name)`, `getRepositoryToken(User, name)`, as @mikro-orm/nestjs does.
+   */
+  static forFeature(entities: readonly FeatureEntity[], name?: string): DynamicModule {
+    return DbManagerFeatureModule.register(entities, name);
+  }
+
+  /** The root module: `head` provides the config; `names` get tokens beside the recorded ones; `listed` must be configured. */
+  private static assemble({ head, names, listed = [], isGlobal = true, imports = [] }: RootParts): DynamicModule {
+    const fixed: Provider[] = [
       ...head,
-      { provide: CONNECTION_NAMES, useValue: names },
       {
         provide: DbManager,
-        useFactory: async (config: DbManagerConfig) => {
-          const manager = new DbManager(config);
-          await manager.connectAll();
-          return manager;
-        },
-        inject: [DBMANAGER_CONFIG],
+        useFactory: (config: DbManagerConfig, container: ModulesContainer) => connectManager(config, new AppGraph(container), listed),
+        inject: [DBMANAGER_CONFIG, ModulesContainer],
       },
       DbManagerShutdown,
       DbHealthIndicator,
-      ...perName(undefined),
-      ...names.flatMap(perName),
+      ...defaultClassProviders(),
     ];
-    const exported = providers.filter((p) => typeof p === 'object' && 'provide' in p && typeof p.provide === 'string').map((p) => (p as { provide: string }).provide);
+    // The default (no name) first; names the decorators recorded are read now, not at the forRoot call.
+    const tokenProviders = () => [undefined, ...new Set([...names, ...injectedNames()])].flatMap(connectionProviders);
     return {
       module: DbManagerModule,
       global: isGlobal,
       imports: [TerminusModule, ...imports],
-      // The metric providers stay private to this module (only the registry and /metrics see them).
-      providers: [...providers, ...dbManagerMetricsProviders()],
-      exports: [DbManager, DbHealthIndicator, DBMANAGER_CONFIG, ...exported],
+      // Getters: Nest reads them when it scans the app, after every class (and its decorators) has been defined,
+      // so a name used by a class defined after this call (further down the same file) is registered too.
+      get providers(): Provider[] {
+        // The metric providers stay private to this module (only the registry and /metrics see them).
+        return [...fixed, ...tokenProviders(), ...dbManagerMetricsProviders()];
+      },
+      get exports(): NonNullable<DynamicModule['exports']> {
+        return [DbManager, DbHealthIndicator, DBMANAGER_CONFIG, ...defaultClassProviders().map((p) => p.provide), ...tokenProviders().map((p) => p.provide)];
+      },
     };
   }
 
   configure(consumer: MiddlewareConsumer): void {
     consumer.apply(DbRequestContextMiddleware).forRoutes('{*path}');
   }
-}
-
-function checkNames(config: DbManagerConfig, names: string[]): DbManagerConfig {
-  const missing = names.filter((name) => !(name in config.connections));
-  if (missing.length) {
-    throw new DbManagerConfigError(
-      missing.map((name) => ({ path: `connections.${name}`, message: 'is listed in connectionNames but missing from the configuration' })),
-      missing[0],
-    );
-  }
-  return config;
 }

@@ -1,8 +1,24 @@
 import { Inject } from '@nestjs/common';
-import { getConnectionToken, getEntityManagerToken } from './tokens';
+import { recordInjectedName } from './injected-names';
+import { getConnectionToken, getEntityManagerToken, getRepositoryToken, type RepositoryTokenSource } from './tokens';
 
-/** Injects a `DbConnection` by name; no name = the connection that is default at startup. */
-export const InjectConnection = (name?: string): ParameterDecorator & PropertyDecorator => Inject(getConnectionToken(name));
+/**
+ * Injects a `DbConnection` by name; no name = the connection that is default at startup.
+ * The name gets its token without listing it in `connectionNames`.
+ */
+export function InjectConnection(name?: string): ParameterDecorator & PropertyDecorator {
+  recordInjectedName(name);
+  return Inject(getConnectionToken(name));
+}
 
 /** Injects a connection's EntityManager (request-scoped through MikroORM's RequestContext); no name = the default's. */
-export const InjectEntityManager = (name?: string): ParameterDecorator & PropertyDecorator => Inject(getEntityManagerToken(name));
+export function InjectEntityManager(name?: string): ParameterDecorator & PropertyDecorator {
+  recordInjectedName(name);
+  return Inject(getEntityManagerToken(name));
+}
+
+/** Injects the repository `DbManagerModule.forFeature([entity], name)` registered; no name = the default connection's. */
+export function InjectRepository(entity: RepositoryTokenSource, name?: string): ParameterDecorator & PropertyDecorator {
+  recordInjectedName(name);
+  return Inject(getRepositoryToken(entity, name));
+}

@@ -7,8 +7,10 @@ export { DbHealthIndicator, type DbHealthCheckOptions, type DbHealthDetails } fr
 export { DbManagerMetrics, METRIC, ACQUIRE_BUCKETS, HEALTH_CHECK_BUCKETS } from './metrics';
 export { TRACER_NAME, sanitizeSql, summarizeSql } from './tracing';
 export type { CloseReason, ConnectionEvents, ConnectionHealth, ConnectionStats, ConnectionStatus, ConnectionTarget, PoolGauges } from './vocabulary';
-export { InjectConnection, InjectEntityManager } from './decorators';
-export { getConnectionToken, getEntityManagerToken, DBMANAGER_CONFIG } from './tokens';
+export { InjectConnection, InjectEntityManager, InjectRepository } from './decorators';
+export { getConnectionToken, getEntityManagerToken, getRepositoryToken, DBMANAGER_CONFIG, type RepositoryTokenSource } from './tokens';
+export type { FeatureEntity } from './feature-entities';
+export type { DefaultDatabase, DefaultDatabaseHandles, DefaultOrmOf } from './default-database';
 export { parseDbManagerConfig, type ParseConfigOptions } from './config/parse-config';
 export { dbManagerYamlConfig, readDbManagerYaml } from './config/yaml-config';
 export { parseDuration } from './config/duration';

@@ -1,10 +1,13 @@
 import type { Options as MikroOrmOptions } from '@mikro-orm/core';
 import type { DatabaseType } from '../vocabulary';
+import type { SslMode } from './config-schema';
+
+export type { SslMode };
 
 export type { DatabaseType };
 
-/** What `getDefaultDatabase()` returns for a connection: its EntityManager, its Knex, or its native client. */
-export type DefaultOrm = 'orm' | 'knex' | 'native';
+/** What `getDefaultDatabase()` returns for a connection: its EntityManager, its query builder (Kysely on MikroORM 7, Knex on 6), or its native client. */
+export type DefaultOrm = 'orm' | 'kysely' | 'knex' | 'native';
 
 /** A duration: milliseconds, or a string such as `500ms`, `30s`, `5m`, `1h30m`. */
 export type DurationInput = number | string;
@@ -34,14 +37,17 @@ export interface ConnectionOptionsInput extends PoolOptionsInput {
   /** Must equal the connection's key when given. */
   name?: string;
   type: DatabaseType;
-  /** A complete connection URL; overrides host, port, user, password and database. */
+  /**
+   * A complete connection URL; overrides host, port, user, password and database. Percent-encode the user and
+   * password, or leave the password out and set `password`.
+   */
   dsn?: string;
   host?: string;
   port?: number;
   user?: string;
   password?: string;
   database?: string;
-  /** PostgreSQL/SQL Server TLS: `disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`. */
+  /** TLS (PostgreSQL, SQL Server, MySQL/MariaDB): `disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`. */
   sslmode?: string;
   /** Default schema (PostgreSQL/SQL Server). */
   schema?: string;
@@ -56,7 +62,7 @@ export interface ConnectionOptionsInput extends PoolOptionsInput {
   enableTracing?: boolean;
   enableMetrics?: boolean;
   enableLogging?: boolean;
-  /** `orm` (default), `knex` or `native`; the seed's `bun` and `gorm` are accepted as `knex` and `orm`. */
+  /** `orm` (default), `kysely` (MikroORM 7), `knex` (MikroORM 6) or `native`; the Go names `bun` (the running major's query builder) and `gorm` (`orm`) are accepted. */
   defaultOrm?: DefaultOrm | 'bun' | 'gorm';
   tags?: Record<string, string>;
   /** Must be up for the app to start and for /health to be 200 (default true). */
@@ -89,17 +95,23 @@ export interface DbManagerOptionsInput extends PoolOptionsInput {
 /** Anything `parseDbManagerConfig` accepts: camelCase or snake_case, optionally wrapped in `{ dbmanager: … }`. */
 export type DbManagerConfigInput = DbManagerOptionsInput | { dbmanager: unknown } | Record<string, unknown>;
 
-/** A connection after validation: camelCase, defaults applied, durations in ms. */
+/**
+ * A connection after validation: camelCase, defaults applied, durations in ms. `password` and `dsn` are
+ * non-enumerable (printing, JSON and `Object.entries` do not see them; a spread drops them): read them by name.
+ */
 export interface ConnectionConfig {
   name: string;
   type: DatabaseType;
+  /** Non-enumerable: it may hold the password. */
   dsn?: string;
   host?: string;
   port?: number;
   user?: string;
+  /** Non-enumerable, as node-postgres keeps its own. */
   password?: string;
   database?: string;
-  sslmode?: string;
+  /** From the field, else the DSN's `sslmode` (SQL Server: also its `encrypt` / `trustServerCertificate`). */
+  sslmode?: SslMode;
   schema?: string;
   filepath?: string;
   authSource?: string;

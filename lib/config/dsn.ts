@@ -20,15 +20,20 @@ export interface DsnParts {
   params: Record<string, string>;
 }
 
+const KNOWN_SCHEMES = new Set(Object.values(DSN_SCHEMES).flat());
+
 /**
- * Splits a connection URL into fields. Errors never repeat the DSN, which may hold a password.
- * SQLite accepts `file:path`, `sqlite:path` or a bare path; SQL Server also takes `?database=`.
+ * Splits a connection URL into fields. Errors never quote the DSN or any part of it (it may hold a password), apart
+ * from a scheme this library knows. SQLite accepts `file:path`, `sqlite:path` or a bare path; SQL Server also takes
+ * `?database=`. A query parameter given twice with different values is refused (which one would win is a guess).
  */
 export function parseDsn(type: DatabaseType, dsn: string): DsnParts | string {
   if (type === 'sqlite') {
     const filepath = dsn.replace(/^(?:file|sqlite):(?:\/\/)?/, '');
     return filepath ? { filepath, params: {} } : 'names no file';
   }
+  const ambiguous = unencodedUserInfo(dsn);
+  if (ambiguous) return ambiguous;
   let url: URL;
   try {
     url = new URL(dsn);
@@ -36,10 +41,16 @@ export function parseDsn(type: DatabaseType, dsn: string): DsnParts | string {
     return `is not a valid URL (expected ${DSN_SCHEMES[type][0]}//user:password@host:port/database)`;
   }
   if (!DSN_SCHEMES[type].includes(url.protocol)) {
-    return `has scheme "${url.protocol}" but a ${type} connection takes ${DSN_SCHEMES[type].join(' or ')}`;
+    const scheme = KNOWN_SCHEMES.has(url.protocol) ? `scheme "${url.protocol}"` : 'a scheme';
+    return `has ${scheme} but a ${type} connection takes ${DSN_SCHEMES[type].join(' or ')}`;
   }
   const params: Record<string, string> = {};
-  url.searchParams.forEach((value, key) => (params[key] = value));
+  const twice = new Set<string>();
+  url.searchParams.forEach((value, key) => {
+    if (Object.hasOwn(params, key) && params[key] !== value) twice.add(key);
+    Object.defineProperty(params, key, { value, enumerable: true, writable: true, configurable: true });
+  });
+  if (twice.size) return `has the query parameter${twice.size > 1 ? 's' : ''} ${[...twice].join(', ')} twice, with different values: keep one`;
   const decode = (text: string) => {
     try {
       return decodeURIComponent(text);
@@ -61,11 +72,47 @@ export function parseDsn(type: DatabaseType, dsn: string): DsnParts | string {
   };
 }
 
-/** A DSN-shaped description of where a connection goes, with credentials escaped and the password masked. */
-export function describeTarget(type: DatabaseType, parts: { host?: string; port?: number; user?: string; password?: string; database?: string; filepath?: string }): string {
+/**
+ * Why a URL's user-info cannot be read unambiguously, or undefined. A password pasted unencoded moves the host: in
+ * `postgres://u:Xk9@mP2/qR7@db/app` a URL parser reads host `mP2`. So an `@` after the host, a second `@` in the
+ * user-info, or a `%` that starts no escape is an error (that never quotes the DSN).
+ */
+function unencodedUserInfo(dsn: string): string | undefined {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(dsn);
+  if (!scheme) return undefined;
+  const rest = dsn.slice(scheme[0].length);
+  const authorityEnd = rest.search(/[/?#]/);
+  const authority = authorityEnd === -1 ? rest : rest.slice(0, authorityEnd);
+  const afterAuthority = authorityEnd === -1 ? '' : rest.slice(authorityEnd);
+  const at = authority.lastIndexOf('@');
+  const userInfo = at === -1 ? '' : authority.slice(0, at);
+  if (!afterAuthority.includes('@') && !userInfo.includes('@') && !/%(?![0-9A-Fa-f]{2})/.test(userInfo)) return undefined;
+  return (
+    'cannot be split into user, password and host: a reserved character (@ : / ? # % & or a space) in its user or password is not percent-encoded. ' +
+    'Percent-encode the user and password (encodeURIComponent: @ is %40, / is %2F, ? is %3F, # is %23, % is %25), ' +
+    'or leave the password out of the dsn and set it in the password field'
+  );
+}
+
+/** Where a connection points, as far as a description of it goes. */
+export interface TargetParts {
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  filepath?: string;
+}
+
+/**
+ * A DSN-shaped description of where a connection goes, with credentials escaped and the password masked; `defaults`
+ * fill what the config leaves out. Takes the config itself (its password is non-enumerable: a spread would drop it).
+ */
+export function describeTarget(type: DatabaseType, parts: TargetParts, defaults: Pick<TargetParts, 'port' | 'database'> = {}): string {
   if (type === 'sqlite') return `sqlite:${parts.filepath ?? ''}`;
   const scheme = DSN_SCHEMES[type][0];
   const user = parts.user ? `${encodeURIComponent(parts.user)}${parts.password ? ':***' : ''}@` : '';
   const host = parts.host?.includes(':') ? `[${parts.host}]` : parts.host ?? 'localhost';
-  return `${scheme}//${user}${host}${parts.port ? `:${parts.port}` : ''}/${encodeURIComponent(parts.database ?? '')}`;
+  const port = parts.port ?? defaults.port;
+  return `${scheme}//${user}${host}${port ? `:${port}` : ''}/${encodeURIComponent(parts.database ?? defaults.database ?? '')}`;
 }

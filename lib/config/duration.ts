@@ -3,20 +3,24 @@ const DURATION = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
 
 /**
- * Parses a Go-style duration (`500ms`, `30s`, `5m`, `1h30m`) or a number of milliseconds.
+ * Parses a Go-style duration (`500ms`, `30s`, `5m`, `1h30m`) or a number of milliseconds, rounded to whole ms.
  * Returns `undefined` when the value is not a duration, so the caller can report the field.
  */
 export function parseDuration(value: unknown): number | undefined {
-  if (typeof value === 'number') {
-    return Number.isFinite(value) && value >= 0 ? Math.round(value) : undefined;
-  }
+  const ms = exactDurationMs(value);
+  return ms === undefined ? undefined : Math.round(ms);
+}
+
+/** The duration in ms before rounding, so a floor check sees that `0.4` is not `0`. */
+export function exactDurationMs(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
   if (typeof value !== 'string') return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text);
   if (!DURATION.test(text)) return undefined;
   let total = 0;
   for (const [, amount, unit] of text.matchAll(PART)) total += Number(amount) * UNIT_MS[unit];
-  return Number.isFinite(total) ? Math.round(total) : undefined;
+  return Number.isFinite(total) ? total : undefined;
 }
 
 /** Formats milliseconds back into the shortest readable duration, for messages. */

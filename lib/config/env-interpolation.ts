@@ -1,6 +1,8 @@
 import type { ConfigIssue } from '../errors';
+import { CONNECTION_FIELDS, type FieldSpec, snakeCase } from './config-schema';
 
-const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+const PLACEHOLDER = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/;
+const ESCAPE = '$${';
 
 /** True for `{}`-style objects; class instances (entities, clients) are left alone. */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -9,28 +11,117 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return proto === Object.prototype || proto === null;
 }
 
+const CONNECTION_FIELD_BY_SPELLING = new Map<string, FieldSpec>(CONNECTION_FIELDS.flatMap((spec) => [[spec.key, spec], [snakeCase(spec.key), spec]]));
+
 /**
- * Replaces `${VAR}` and `${VAR:-fallback}` in every string of a plain config tree, so passwords need not sit in the file.
- * A variable that is unset (and has no fallback) becomes an issue naming the field's path.
+ * Replaces `${VAR}` and `${VAR:-fallback}` in every string of a plain config tree, so passwords need not sit in the
+ * file; `$${` is a literal `${`. A variable that is unset (and has no fallback), or a `${` that starts no valid
+ * placeholder, becomes an issue naming the field's path. In a connection's `dsn`, a placeholder inside the user-info
+ * (`postgres://${USER}:${PASSWORD}@host/db`) is percent-encoded, so any password can come from the environment; a
+ * dsn that is one placeholder is taken as it is (it must then be a valid, encoded URL).
+ * `path` is '' for a whole configuration, or `connections.<name>` for one connection's settings.
  */
 export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: string, issues: ConfigIssue[]): unknown {
-  if (typeof value === 'string') {
-    return value.replace(PLACEHOLDER, (whole, variable: string, fallback: string | undefined) => {
-      const found = env[variable];
-      if (found !== undefined) return found;
-      if (fallback !== undefined) return fallback;
-      issues.push({ path, message: `environment variable ${variable} is not set (referenced as \${${variable}})` });
-      return whole;
-    });
-  }
-  if (Array.isArray(value)) return value.map((item, i) => interpolateEnv(item, env, `${path}[${i}]`, issues));
-  if (isPlainObject(value)) {
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) {
-      // defineProperty: a key named "__proto__" stays a key (and is reported) instead of replacing the prototype.
-      Object.defineProperty(out, key, { value: interpolateEnv(item, env, path ? `${path}.${key}` : key, issues), enumerable: true, writable: true, configurable: true });
+  const fieldDepth = path === '' ? 3 : 1;
+  const walk = (item: unknown, itemPath: string, keys: string[]): unknown => {
+    if (typeof item === 'string') {
+      const isConnectionField = keys.length === fieldDepth && (fieldDepth === 1 || keys[0] === 'connections');
+      const spec = isConnectionField ? CONNECTION_FIELD_BY_SPELLING.get(keys[keys.length - 1]) : undefined;
+      const kind = spec?.type.kind === 'string' ? spec.type : undefined;
+      return interpolateString(item, env, itemPath, issues, { secret: kind?.secret === true, url: kind?.url === true });
     }
-    return out;
+    if (Array.isArray(item)) return item.map((entry, i) => walk(entry, `${itemPath}[${i}]`, [...keys, String(i)]));
+    if (isPlainObject(item)) {
+      const out: Record<string, unknown> = {};
+      for (const [key, entry] of Object.entries(item)) {
+        // defineProperty: a key named "__proto__" stays a key (and is reported) instead of replacing the prototype.
+        Object.defineProperty(out, key, { value: walk(entry, itemPath ? `${itemPath}.${key}` : key, [...keys, key]), enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    }
+    return item;
+  };
+  return walk(value, path, []);
+}
+
+type Part = { literal: string } | { variable: string; fallback?: string };
+
+/** Splits a string into literal text and placeholders; reports a `${` that starts none. */
+function parseTemplate(text: string, path: string, issues: ConfigIssue[], secret: boolean): Part[] {
+  const parts: Part[] = [];
+  let literal = '';
+  let i = 0;
+  while (i < text.length) {
+    if (text.startsWith(ESCAPE, i)) {
+      literal += '${';
+      i += ESCAPE.length;
+      continue;
+    }
+    if (!text.startsWith('${', i)) {
+      literal += text[i++];
+      continue;
+    }
+    const match = PLACEHOLDER.exec(text.slice(i));
+    if (!match) {
+      // A secret's text is never quoted, not even the part around the "${".
+      const what = secret ? 'has a "${" that starts no valid placeholder' : `has ${JSON.stringify(text.slice(i, i + 30))}, which is not a valid placeholder`;
+      issues.push({
+        path,
+        message: `${what}: write \${NAME} or \${NAME:-fallback} (a name is letters, digits and _, not starting with a digit), or $\${ for a literal \${`,
+      });
+      literal += '${';
+      i += 2;
+      continue;
+    }
+    if (literal) parts.push({ literal });
+    literal = '';
+    parts.push({ variable: match[1], fallback: match[2] });
+    i += match[0].length;
   }
-  return value;
+  if (literal) parts.push({ literal });
+  return parts;
+}
+
+function interpolateString(text: string, env: NodeJS.ProcessEnv, path: string, issues: ConfigIssue[], field: { secret: boolean; url: boolean }): string {
+  if (!text.includes('${')) return text;
+  const parts = parseTemplate(text, path, issues, field.secret);
+  const encoded = field.url ? placeholdersInUserInfo(parts) : new Set<number>();
+  return parts
+    .map((part, index) => {
+      if ('literal' in part) return part.literal;
+      let value = env[part.variable];
+      if (value === undefined) value = part.fallback;
+      if (value === undefined) {
+        issues.push({ path, message: `environment variable ${part.variable} is not set (referenced as \${${part.variable}})` });
+        return '';
+      }
+      return encoded.has(index) ? encodeURIComponent(value) : value;
+    })
+    .join('');
+}
+
+/**
+ * Which placeholders of a URL template sit in its user-info (between `scheme://` and the `@` before the host): there
+ * a value must be percent-encoded, or an `@`, `/`, `?` or `#` in a password would move the host.
+ */
+function placeholdersInUserInfo(parts: Part[]): Set<number> {
+  // The template's shape with each placeholder as one neutral character: a value cannot change where the user-info is.
+  let skeleton = '';
+  const at = new Map<number, number>();
+  parts.forEach((part, index) => {
+    if ('literal' in part) skeleton += part.literal;
+    else {
+      at.set(index, skeleton.length);
+      skeleton += 'x';
+    }
+  });
+  const found = new Set<number>();
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(skeleton);
+  if (!scheme) return found;
+  const start = scheme[0].length;
+  const authorityEnd = skeleton.slice(start).search(/[/?#]/);
+  const end = skeleton.lastIndexOf('@', authorityEnd === -1 ? skeleton.length : start + authorityEnd);
+  if (end < start) return found;
+  for (const [index, position] of at) if (position >= start && position < end) found.add(index);
+  return found;
 }

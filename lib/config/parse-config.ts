@@ -1,3 +1,4 @@
+import { mikroOrm, type MikroOrmMajor } from '../mikro-orm-version';
 import { Logger } from '@nestjs/common';
 import { type ConfigIssue, DbManagerConfigError } from '../errors';
 import type { ConnectionConfig, DatabaseType, DbManagerConfig, DefaultOrm } from './config.types';
@@ -6,9 +7,9 @@ import {
   CONNECTION_FIELDS,
   CONNECTION_NAME,
   type FieldSpec,
+  type SslMode,
   MANAGER_DEFAULTS,
   MANAGER_FIELDS,
-  MAX_DURATION_MS,
   POOL_DEFAULTS,
   POOL_FIELDS,
   RESERVED_MIKRO_ORM_KEYS,
@@ -16,7 +17,9 @@ import {
 } from './config-schema';
 import { didYouMean } from './did-you-mean';
 import { parseDsn } from './dsn';
-import { parseDuration } from './duration';
+import { readDsnParams, tdsSslMode } from './dsn-params';
+import { hideSecrets } from './hidden-secrets';
+import { checkValue, describe, isProblem } from './check-value';
 import { interpolateEnv, isPlainObject } from './env-interpolation';
 
 /** Options for `parseDbManagerConfig`. */
@@ -39,7 +42,7 @@ export function parseDbManagerConfig(input: unknown, options: ParseConfigOptions
   const issues: ConfigIssue[] = [];
   const warn = options.warn ?? ((message: string) => logger.warn(message));
   let root = input;
-  if (isPlainObject(root) && Object.keys(root).length === 1 && 'dbmanager' in root) root = root.dbmanager;
+  if (isPlainObject(root) && Object.keys(root).length === 1 && Object.hasOwn(root, 'dbmanager')) root = root.dbmanager;
   if (!isPlainObject(root)) {
     throw new DbManagerConfigError([{ path: 'dbmanager', message: `must be an object with a "connections" map, got ${describe(root)}` }]);
   }
@@ -58,7 +61,7 @@ export function parseDbManagerConfig(input: unknown, options: ParseConfigOptions
   }
 
   const defaultConnection = manager.defaultConnection as string | undefined;
-  if (defaultConnection !== undefined && isPlainObject(rawConnections) && !(defaultConnection in rawConnections)) {
+  if (defaultConnection !== undefined && isPlainObject(rawConnections) && !Object.hasOwn(rawConnections, defaultConnection)) {
     const hint = didYouMean(defaultConnection, Object.keys(rawConnections));
     issues.push({
       path: 'default_connection',
@@ -99,7 +102,7 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
   const fields = readFields(raw, CONNECTION_FIELDS, path, issues);
   const type = fields.type as DatabaseType | undefined;
   if (type === undefined) {
-    if (!('type' in fields) && !issues.some((i) => i.path === `${path}.type`)) {
+    if (!Object.hasOwn(fields, 'type') && !issues.some((i) => i.path === `${path}.type`)) {
       issues.push({ path: `${path}.type`, message: 'is required: postgres, sqlite, mssql, mongodb, mysql or mariadb' });
     }
     return undefined;
@@ -122,7 +125,7 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
     database: fields.database as string | undefined,
     filepath: fields.filepath as string | undefined,
   };
-  const dsnFields: Record<string, string | undefined> = {};
+  let dsnFields: Record<string, unknown> = {};
   if (typeof fields.dsn === 'string') {
     const parts = parseDsn(type, fields.dsn);
     if (typeof parts === 'string') {
@@ -133,11 +136,19 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
       for (const key of ['host', 'port', 'user', 'password', 'database', 'filepath'] as const) {
         if (parts[key] !== undefined) (target as Record<string, unknown>)[key] = parts[key];
       }
-      const { sslmode, schema, authSource, replicaSet, readPreference, ...rest } = parts.params;
-      Object.assign(dsnFields, { sslmode, schema, authSource, replicaSet, readPreference });
-      dsnParams = rest;
+      const read = readDsnParams(type, parts.params, `${path}.dsn`, issues);
+      for (const [key, value] of Object.entries(read.fields)) {
+        if (fields[key] !== undefined && fields[key] !== value) {
+          issues.push({ path: `${path}.${snakeCase(key)}`, message: `is ${describe(fields[key])} but the dsn's query says otherwise: say it in one place` });
+        }
+      }
+      dsnFields = read.fields;
+      dsnParams = read.rest;
     }
   }
+  const pick = <T = string>(key: string) => (fields[key] ?? dsnFields[key]) as T | undefined;
+  let sslmode = pick<SslMode>('sslmode');
+  if (type === 'mssql') sslmode = tdsSslMode(sslmode, dsnParams, `${path}.dsn`, issues);
   if (type === 'sqlite' && !target.filepath) {
     issues.push({ path: `${path}.filepath`, message: 'is required for sqlite (a file path, or ":memory:"), or give a dsn' });
   }
@@ -147,16 +158,24 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
 
   const mikroOrm = (fields.mikroOrm ?? {}) as Record<string, unknown>;
   for (const key of RESERVED_MIKRO_ORM_KEYS) {
-    if (key in mikroOrm) {
+    if (Object.hasOwn(mikroOrm, key)) {
       issues.push({ path: `${path}.mikro_orm.${key}`, message: 'is set by the library from the connection fields; use those fields instead' });
     }
   }
 
   let defaultOrm = (fields.defaultOrm as string | undefined) ?? CONNECTION_DEFAULTS.defaultOrm;
+  const running = runningMikroOrm();
+  const builder = running?.major === 6 ? 'knex' : 'kysely';
   if (defaultOrm === 'bun' || defaultOrm === 'gorm') {
-    const mapped = defaultOrm === 'bun' ? 'knex' : 'orm';
+    const mapped = defaultOrm === 'bun' ? builder : 'orm';
     warn(`Connection "${name}": default_orm "${defaultOrm}" is the Go package's name; using "${mapped}"`);
     defaultOrm = mapped;
+  }
+  if (running && (defaultOrm === 'knex' || defaultOrm === 'kysely') && defaultOrm !== builder) {
+    issues.push({
+      path: `${path}.default_orm`,
+      message: `is "${defaultOrm}", the query builder of MikroORM ${defaultOrm === 'knex' ? 6 : 7}, but MikroORM ${running.version} runs here: use "${builder}" (or orm, native)`,
+    });
   }
   if (issues.length > before) return undefined;
 
@@ -166,13 +185,12 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
   // As Go's database/sql does: more idle connections than open ones cannot exist.
   pool.maxIdleConns = Math.min(pool.maxIdleConns, pool.maxOpenConns);
 
-  const pick = (key: string) => (fields[key] as string | undefined) ?? dsnFields[key];
-  return {
+  return hideSecrets({
     name,
     type,
     dsn: fields.dsn as string | undefined,
     ...target,
-    sslmode: pick('sslmode'),
+    sslmode,
     schema: pick('schema'),
     authSource: pick('authSource'),
     replicaSet: pick('replicaSet'),
@@ -185,10 +203,10 @@ export function parseConnection(name: string, raw: unknown, manager: Fields, iss
     defaultOrm: defaultOrm as DefaultOrm,
     tags: (fields.tags as Record<string, string> | undefined) ?? {},
     critical: (fields.critical as boolean | undefined) ?? CONNECTION_DEFAULTS.critical,
-    applicationName: (fields.applicationName as string | undefined) ?? dsnParams.application_name ?? name,
+    applicationName: pick('applicationName') ?? name,
     mikroOrm,
     explicit: Object.keys(fields),
-  };
+  });
 }
 
 /** Reads the known fields of one object (either spelling), reporting unknown keys, doubled keys and bad values. */
@@ -216,72 +234,18 @@ export function readFields(raw: Fields, specs: readonly FieldSpec[], path: strin
     }
     seen.set(spec.key, key);
     if (value === undefined || value === null) continue;
-    const checked = checkValue(spec, value);
+    const checked = checkValue(spec.type, value);
     if (isProblem(checked)) issues.push({ path: fieldPath, message: checked.problem });
     else out[spec.key] = checked;
   }
   return out;
 }
 
-class Problem {
-  constructor(readonly problem: string) {}
-}
-
-function isProblem(value: unknown): value is Problem {
-  return value instanceof Problem;
-}
-
-function checkValue(spec: FieldSpec, value: unknown): unknown {
-  const type = spec.type;
-  const shown = type.kind === 'string' && type.secret ? 'a value (not shown)' : describe(value);
-  switch (type.kind) {
-    case 'string': {
-      if (typeof value !== 'string') return new Problem(`must be a string, got ${shown}`);
-      if (type.nonEmpty && value.trim() === '') return new Problem('must not be empty');
-      if (type.oneOf && !type.oneOf.includes(value)) {
-        const hint = didYouMean(value, type.oneOf);
-        return new Problem(`must be one of ${type.oneOf.join(', ')}, got ${shown}${hint ? ` (did you mean "${hint}"?)` : ''}`);
-      }
-      return value;
-    }
-    case 'int': {
-      const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < type.min || n > type.max) {
-        return new Problem(`must be an integer from ${type.min} to ${type.max}, got ${shown}`);
-      }
-      return n;
-    }
-    case 'duration': {
-      const ms = parseDuration(value);
-      if (ms === undefined || ms > MAX_DURATION_MS) {
-        return new Problem(`must be a duration such as "500ms", "30s", "5m", "1h30m" or a number of milliseconds (0 to ${MAX_DURATION_MS}), got ${shown}`);
-      }
-      return ms;
-    }
-    case 'bool': {
-      if (typeof value === 'boolean') return value;
-      if (value === 'true' || value === 'false') return value === 'true';
-      return new Problem(`must be true or false, got ${shown}`);
-    }
-    case 'tags': {
-      if (!isPlainObject(value)) return new Problem(`must be a map of string to string, got ${shown}`);
-      const tags: Record<string, string> = {};
-      for (const [k, v] of Object.entries(value)) {
-        if (!['string', 'number', 'boolean'].includes(typeof v)) return new Problem(`tag "${k}" must be a string, got ${describe(v)}`);
-        Object.defineProperty(tags, k, { value: String(v), enumerable: true, writable: true, configurable: true });
-      }
-      return tags;
-    }
-    case 'object':
-      return isPlainObject(value) ? value : new Problem(`must be an object, got ${shown}`);
+/** The installed MikroORM, or undefined when there is none (a config checked without it). */
+function runningMikroOrm(): { major: MikroOrmMajor; version: string } | undefined {
+  try {
+    return mikroOrm();
+  } catch {
+    return undefined;
   }
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'function') return 'a function';
-  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

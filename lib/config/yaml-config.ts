@@ -27,7 +27,7 @@ export function readDbManagerYaml(path: string): Record<string, unknown> {
   } catch (error) {
     throw new DbManagerConfigError([{ path: file, message: `is not valid YAML: ${(error as Error).message.split('\n')[0]}` }]);
   }
-  const section = isPlainObject(doc) && 'dbmanager' in doc ? doc.dbmanager : doc;
+  const section = isPlainObject(doc) && Object.hasOwn(doc, 'dbmanager') ? doc.dbmanager : doc;
   if (!isPlainObject(section)) {
     throw new DbManagerConfigError([{ path: `${file}: dbmanager`, message: 'must be a mapping with a "connections" map' }]);
   }

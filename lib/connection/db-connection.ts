@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { inspect, type InspectOptions } from 'node:util';
 import { Logger } from '@nestjs/common';
 import { type EntityManager, MikroORM, type Options } from '@mikro-orm/core';
 import type { ConnectionConfig, DatabaseType } from '../config/config.types';
@@ -282,6 +283,16 @@ export class DbConnection {
       maxIdleClosed: c.maxIdleClosed,
       reconnects: this.reconnectCount,
     };
+  }
+
+  /** What `JSON.stringify` and JSON loggers show: where it points (password masked), never the config or the ORM. */
+  toJSON(): { name: string; type: DatabaseType; status: ConnectionStatus; critical: boolean; target: string; tags: Readonly<Record<string, string>> } {
+    return { name: this.name, type: this.type, status: this.currentStatus, critical: this.critical, target: this.target.display, tags: this.tags };
+  }
+
+  /** What `console.log`, `util.inspect` and Nest's `Logger` show: the same summary (the MikroORM instance inside holds the password). */
+  [inspect.custom](_depth: number, options: InspectOptions): string {
+    return `DbConnection ${inspect(this.toJSON(), options)}`;
   }
 
   /** Subscribes to pool and health events (used by metrics and tracing). */

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { describeTarget } from '../config/dsn';
 import { type DbDriver, notYetOnMikroOrm7, ormDriverLoader } from './driver';
 import { mikroOrm } from '../mikro-orm-version';
-import { DEFAULT_PORT, databaseOf, mongoClientSettings } from './mongo/client-settings';
+import { DEFAULT_DATABASE, DEFAULT_PORT, databaseOf, mongoClientSettings } from './mongo/client-settings';
 import { MongoSession } from './mongo/mongo-session';
 
 /** Errors a retry cannot fix: bad credentials, or settings the driver refuses. */
@@ -37,7 +37,7 @@ export const mongodbDriver: DbDriver = {
       namespace: databaseOf(config),
       address: config.host,
       port: config.port ?? DEFAULT_PORT,
-      display: describeTarget('mongodb', { ...config, port: config.port ?? DEFAULT_PORT, database: databaseOf(config) }),
+      display: describeTarget('mongodb', config, { port: DEFAULT_PORT, database: DEFAULT_DATABASE }),
     };
   },
 

@@ -1,5 +1,7 @@
 import type { ConnectionConfig } from '../config/config.types';
+import { TLS_REQUIRED_MODES } from '../config/config-schema';
 import { describeTarget } from '../config/dsn';
+import { unsupportedSslMode } from '../config/ssl-mode';
 import type { QueryListener } from '../vocabulary';
 import { skipDestroyOfClosed } from './adapters/knex';
 import { closeTedious, isClosed, tlsState } from './adapters/tedious';
@@ -15,8 +17,6 @@ const FOREVER = 2_147_483_647;
 /** DSN query parameters that become tedious options. */
 const DSN_OPTIONS = ['encrypt', 'trustServerCertificate', 'instanceName'];
 
-/** sslmode values that demand TLS for the whole session. */
-const TLS_REQUIRED = new Set(['require', 'verify-ca', 'verify-full']);
 
 /** A tedious Request as far as watching it goes: its SQL, and the callback tedious calls when it ends. */
 interface TediousRequest {
@@ -40,23 +40,28 @@ function watchRequests(listener: QueryListener) {
     };
 }
 
-/** `sslmode`, else the DSN's `encrypt`/`trustServerCertificate`, as tedious options. */
-function tlsOptions(config: ConnectionConfig): Record<string, unknown> {
-  const fromDsn: Record<string, unknown> = {};
+/**
+ * `sslmode` as tedious options (the config parser already turned the DSN's `encrypt` / `trustServerCertificate` into
+ * it, or checked that they agree); the DSN's `encrypt=strict` keeps TDS 8's TLS-first handshake.
+ */
+export function mssqlTls(config: ConnectionConfig): Record<string, unknown> {
   const { encrypt, trustServerCertificate } = config.dsnParams;
-  if (encrypt !== undefined) fromDsn.encrypt = encrypt === 'strict' ? 'strict' : encrypt === 'true';
-  if (trustServerCertificate !== undefined) fromDsn.trustServerCertificate = trustServerCertificate === 'true';
+  const on = encrypt === 'strict' ? 'strict' : true;
   switch (config.sslmode) {
     case undefined:
-      return fromDsn;
+      // tedious' own default (the login packet encrypted, the rest as the server wants); the DSN may still say whether to trust the certificate.
+      return trustServerCertificate === undefined ? {} : { trustServerCertificate: trustServerCertificate === 'true' };
     case 'disable':
     case 'allow':
     case 'prefer':
       return { encrypt: false };
     case 'require':
-      return { encrypt: true, trustServerCertificate: true };
+      return { encrypt: on, trustServerCertificate: true };
+    case 'verify-ca':
+    case 'verify-full':
+      return { encrypt: on, trustServerCertificate: false };
     default:
-      return { encrypt: true, trustServerCertificate: false };
+      return unsupportedSslMode(config.name);
   }
 }
 
@@ -73,14 +78,14 @@ function mssqlDialect(config: ConnectionConfig): KnexDialect {
         connectTimeout: config.connectTimeout || FOREVER,
         // tedious sends ATTENTION after this; the server cancels the statement and the connection stays usable. 0 = none.
         requestTimeout: config.queryTimeout,
-        ...tlsOptions(config),
+        ...mssqlTls(config),
       };
       if (config.dsnParams.instanceName) options.instanceName = config.dsnParams.instanceName;
       return { ...user, options };
     },
     // tedious with encrypt: true goes on in plain text when the server answers "encryption not supported": refuse that.
     async prepareConnection(connection) {
-      if (!config.sslmode || !TLS_REQUIRED.has(config.sslmode)) return;
+      if (!config.sslmode || !TLS_REQUIRED_MODES.includes(config.sslmode)) return;
       const tls = tlsState(connection);
       if (tls === 'yes') return;
       closeTedious(connection);
@@ -106,7 +111,8 @@ export const mssqlDriver: DbDriver = {
   ormOptions(config) {
     // The login's usual default database; MikroORM needs a name.
     const derived = serverOrmOptions(config, { defaultPort: 1433, dbName: config.database ?? 'master', passedDsnParams: DSN_OPTIONS });
-    if (config.sslmode === 'disable' || config.sslmode === 'allow' || config.sslmode === 'prefer') {
+    const plainByDsn = config.dsnParams.encrypt === 'false';
+    if ((config.sslmode === 'disable' || config.sslmode === 'allow' || config.sslmode === 'prefer') && !plainByDsn) {
       derived.notApplicable.push(
         `sslmode "${config.sslmode}" becomes encrypt: false: tedious still encrypts the login packet when the server offers TLS, and uses TLS throughout when the server requires it`,
       );
@@ -122,7 +128,7 @@ export const mssqlDriver: DbDriver = {
       namespace: config.database ?? 'master',
       address: config.host,
       port,
-      display: describeTarget('mssql', { ...config, port, database: config.database ?? 'master' }),
+      display: describeTarget('mssql', config, { port, database: 'master' }),
     };
   },
 

@@ -1,5 +1,6 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
+import { unsupportedSslMode } from '../config/ssl-mode';
 import { type DbDriver, notYetOnMikroOrm7, type OrmDriverClass } from './driver';
 import { mikroOrm } from '../mikro-orm-version';
 import type { KnexDialect } from './knex/dialect';
@@ -31,11 +32,22 @@ export interface MySqlClientLibrary {
   destroySocket(connection: MySqlFamilyConnection): boolean;
 }
 
-/** How `sslmode` maps onto the `ssl` option both client libraries take. */
-function sslOption(mode: string | undefined): { rejectUnauthorized: boolean } | undefined {
-  if (mode === 'require') return { rejectUnauthorized: false };
-  if (mode === 'verify-ca' || mode === 'verify-full') return { rejectUnauthorized: true };
-  return undefined;
+/** How `sslmode` maps onto the `ssl` option both client libraries take (with it set, both refuse a server without TLS). */
+export function mysqlFamilySsl(config: ConnectionConfig): { rejectUnauthorized: boolean } | undefined {
+  switch (config.sslmode) {
+    case undefined:
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      return undefined;
+    case 'require':
+      return { rejectUnauthorized: false };
+    case 'verify-ca':
+    case 'verify-full':
+      return { rejectUnauthorized: true };
+    default:
+      return unsupportedSslMode(config.name);
+  }
 }
 
 /**
@@ -68,7 +80,7 @@ function mysqlFamilyDialect(config: ConnectionConfig, library: MySqlClientLibrar
       };
       // No database named: connect without one (MikroORM still needs a name, which then only labels it).
       if (!config.database) connection.database = null;
-      const ssl = sslOption(config.sslmode);
+      const ssl = mysqlFamilySsl(config);
       if (ssl) connection.ssl = ssl;
       for (const key of PASSED_DSN_PARAMS) if (config.dsnParams[key] !== undefined) connection[key] = config.dsnParams[key];
       return connection;
@@ -123,7 +135,7 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
 
     target(config) {
       const port = config.port ?? 3306;
-      return { dbSystem: spec.dbSystem, namespace: config.database, address: config.host, port, display: describeTarget(spec.type, { ...config, port }) };
+      return { dbSystem: spec.dbSystem, namespace: config.database, address: config.host, port, display: describeTarget(spec.type, config, { port }) };
     },
 
     open: (orm, context) =>

@@ -1,5 +1,6 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
+import { unsupportedSslMode } from '../config/ssl-mode';
 import { SocketTracker, socketOf } from './adapters/pg';
 import { type DbDriver, ormDriverLoader } from './driver';
 import type { KnexDialect } from './knex/dialect';
@@ -13,8 +14,8 @@ import { serverOrmOptions } from './server-options';
 const PERMANENT_SQLSTATES = new Set(['28P01', '28000', '3D000', '42501']);
 
 /** How `sslmode` maps onto node-postgres' `ssl` option (pg has no "prefer": we do not silently downgrade). */
-function sslOption(mode: string | undefined): false | { rejectUnauthorized: boolean } | undefined {
-  switch (mode) {
+export function postgresSsl(config: ConnectionConfig): false | { rejectUnauthorized: boolean } | undefined {
+  switch (config.sslmode) {
     case undefined:
       return undefined;
     case 'disable':
@@ -23,8 +24,11 @@ function sslOption(mode: string | undefined): false | { rejectUnauthorized: bool
       return false;
     case 'require':
       return { rejectUnauthorized: false };
-    default:
+    case 'verify-ca':
+    case 'verify-full':
       return { rejectUnauthorized: true };
+    default:
+      return unsupportedSslMode(config.name);
   }
 }
 
@@ -41,7 +45,7 @@ function connectionSettings(config: ConnectionConfig, user: Record<string, unkno
   if (config.connectTimeout) connection.connectionTimeoutMillis = config.connectTimeout;
   // The server cancels the statement and the connection stays usable (pg's client-side query_timeout would not).
   if (config.queryTimeout) connection.statement_timeout = config.queryTimeout;
-  const ssl = sslOption(config.sslmode);
+  const ssl = postgresSsl(config);
   if (ssl !== undefined) connection.ssl = ssl;
   if (config.schema) connection.options = `-c search_path=${config.schema.replace(/[^A-Za-z0-9_$]/g, '')},public`;
   return connection;
@@ -86,7 +90,7 @@ export const postgresDriver: DbDriver = {
       namespace: databaseOf(config),
       address: config.host,
       port: config.port ?? 5432,
-      display: describeTarget('postgres', { ...config, port: config.port ?? 5432, database: databaseOf(config) }),
+      display: describeTarget('postgres', config, { port: 5432, database: config.user ?? 'postgres' }),
     };
   },
 

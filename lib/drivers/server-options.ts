@@ -26,7 +26,7 @@ export function serverOrmOptions(config: ConnectionConfig, facts: ServerFacts): 
     pool: { min: 0, max: config.maxOpenConns },
   };
   const notApplicable = Object.keys(config.dsnParams)
-    .filter((key) => key !== 'application_name' && !facts.passedDsnParams?.includes(key))
+    .filter((key) => !facts.passedDsnParams?.includes(key))
     .map((key) => `dsn parameter "${key}" is not used`);
   return { options, notApplicable };
 }

@@ -1,11 +1,14 @@
+import { copyConnectionConfig } from '../config/hidden-secrets';
+import { inspect, type InspectOptions } from 'node:util';
 import { Logger } from '@nestjs/common';
-import type { EntityManager } from '@mikro-orm/core';
-import type { ConnectionOptionsInput, DbManagerConfig, DbManagerConfigInput } from '../config/config.types';
+import type { ConnectionConfig, ConnectionOptionsInput, DbManagerConfig, DbManagerConfigInput, DefaultOrm } from '../config/config.types';
 import { interpolateEnv, isPlainObject } from '../config/env-interpolation';
 import { parseConnection, parseDbManagerConfig } from '../config/parse-config';
 import type { ConnectionHealth, ConnectionStats } from '../vocabulary';
 import { DbConnection } from '../connection/db-connection';
 import { errorMessage } from '../connection/redact';
+import type { DefaultDatabase, DefaultOrmOf } from '../default-database';
+import { type FeatureEntity, withFeatureEntities } from '../feature-entities';
 import {
   ConnectionFailedError,
   ConnectionNotFoundError,
@@ -25,6 +28,12 @@ export interface DbManagerStats {
   connections: Record<string, ConnectionStats>;
 }
 
+/** What the manager takes beside its configuration. */
+export interface DbManagerOptions {
+  /** Entities `DbManagerModule.forFeature()` registered for a connection: added to its MikroORM discovery. */
+  featureEntities?: (connectionName: string) => readonly FeatureEntity[];
+}
+
 /** Listeners told when connections come and go (metrics and tracing use it). */
 export interface ConnectionLifecycleListener {
   added?(connection: DbConnection): void;
@@ -35,7 +44,7 @@ export interface ConnectionLifecycleListener {
  * Owns every named connection: connects them in parallel with retries, hands them out by name, keeps them healthy
  * in the background, and closes them all on shutdown.
  */
-export class DbManager {
+export class DbManager<O extends DefaultOrm = DefaultOrm> {
   private readonly connections = new Map<string, DbConnection>();
   private defaultName?: string;
   private readonly loop: HealthLoop;
@@ -45,7 +54,10 @@ export class DbManager {
   private readonly logger = new Logger('DbManager');
 
   /** Use `DbManager.create()` (scripts) or the Nest module; the constructor connects nothing. */
-  constructor(readonly config: DbManagerConfig) {
+  constructor(
+    readonly config: DbManagerConfig,
+    private readonly options: DbManagerOptions = {},
+  ) {
     this.defaultName = config.defaultConnection ?? Object.keys(config.connections)[0];
     this.loop = new HealthLoop(() => [...this.connections.values()], {
       intervalMs: config.healthCheckInterval,
@@ -55,8 +67,8 @@ export class DbManager {
   }
 
   /** Validates the configuration, connects every connection and starts the health loop: for scripts outside Nest. */
-  static async create(config: DbManagerConfigInput | DbManagerConfig): Promise<DbManager> {
-    const manager = new DbManager(isParsed(config) ? config : parseDbManagerConfig(config));
+  static async create<const C extends DbManagerConfigInput | DbManagerConfig>(config: C): Promise<DbManager<DefaultOrmOf<C>>> {
+    const manager = new DbManager<DefaultOrmOf<C>>(isParsed(config) ? config : parseDbManagerConfig(config));
     await manager.connectAll();
     return manager;
   }
@@ -71,7 +83,7 @@ export class DbManager {
    */
   async connectAll(): Promise<void> {
     // Built in parallel but registered in configuration order, so names() and the error listings follow the config.
-    const created = await Promise.allSettled(Object.values(this.config.connections).map((config) => DbConnection.create(config)));
+    const created = await Promise.allSettled(Object.values(this.config.connections).map((config) => this.createConnection(config)));
     for (const result of created) if (result.status === 'fulfilled') this.register(result.value);
     const results = created.some((r) => r.status === 'rejected') ? created : await Promise.allSettled(this.all().map((c) => this.connectWithRetry(c)));
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
@@ -85,10 +97,16 @@ export class DbManager {
 
   /** Creates, registers and connects one connection (startup retry policy); rejects only for critical failures. */
   private async open(config: DbManagerConfig['connections'][string]): Promise<DbConnection> {
-    const connection = await DbConnection.create(config);
+    const connection = await this.createConnection(config);
     this.register(connection);
     await this.connectWithRetry(connection);
     return connection;
+  }
+
+  /** Builds a connection's MikroORM instance, with the entities forFeature registered for it. */
+  private createConnection(config: ConnectionConfig): Promise<DbConnection> {
+    const entities = this.options.featureEntities?.(config.name) ?? [];
+    return DbConnection.create(entities.length ? copyConnectionConfig(config, { mikroOrm: withFeatureEntities(config.mikroOrm, entities) }) : config);
   }
 
   /** Connects with the startup retry policy (one attempt for a critical: false connection); rejects only for critical failures. */
@@ -143,16 +161,21 @@ export class DbManager {
     this.defaultName = name;
   }
 
-  /** The default connection's handle chosen by its `default_orm`: its EntityManager, its Knex, or its native client lender. */
-  getDefaultDatabase(): EntityManager | ReturnType<DbConnection['knex']> | DbConnection['withNativeClient'] {
+  /**
+   * The default connection's handle chosen by its `default_orm`: its EntityManager, its Knex, or its native client
+   * lender. Typed by `O`: from the config literal with `DbManager.create()`, or declared (`DbManager<'orm'>`).
+   */
+  getDefaultDatabase(): DefaultDatabase<O> {
     const connection = this.getDefault();
     switch (connection.defaultOrm) {
+      case 'kysely':
+        return connection.kysely() as DefaultDatabase<O>;
       case 'knex':
-        return connection.knex();
+        return connection.knex() as DefaultDatabase<O>;
       case 'native':
-        return connection.withNativeClient.bind(connection);
+        return connection.withNativeClient.bind(connection) as DefaultDatabase<O>;
       default:
-        return connection.em;
+        return connection.em as DefaultDatabase<O>;
     }
   }
 
@@ -277,6 +300,16 @@ export class DbManager {
   /** shutdown_timeout in ms; 0 disables the bound (wait for in-flight work however long it takes). */
   private get shutdownBudgetMs(): number {
     return this.config.shutdownTimeout || Number.POSITIVE_INFINITY;
+  }
+
+  /** What `JSON.stringify` and JSON loggers show: each connection's summary, never a credential. */
+  toJSON(): { defaultConnection?: string; closed: boolean; connections: Array<ReturnType<DbConnection['toJSON']>> } {
+    return { defaultConnection: this.defaultName, closed: this.closed, connections: this.all().map((c) => c.toJSON()) };
+  }
+
+  /** What `console.log`, `util.inspect` and Nest's `Logger` show: the same summary. */
+  [inspect.custom](_depth: number, options: InspectOptions): string {
+    return `DbManager ${inspect(this.toJSON(), options)}`;
   }
 
   /** True once close() was called. */

@@ -1,19 +1,19 @@
 import type { Logger } from '@nestjs/common';
 import type { ConnectionEvents, QueryListener } from '../vocabulary';
 import { errorType } from './query-listener';
-import { sanitizeSql } from './sql-summary';
+import { sanitizeOptionsFor, sanitizeSql } from './sql-summary';
 
 /**
  * `enable_logging`: one debug line per query with its duration and its SQL with every literal replaced by `?`
  * (MikroORM inlines parameter values into the SQL it runs, so the raw text could hold a password).
  */
 export function queryLog(logger: Logger, dbSystem: string): QueryListener {
-  const doubleQuotedStrings = dbSystem === 'mysql' || dbSystem === 'mariadb';
+  const dialect = sanitizeOptionsFor(dbSystem);
   return (sql) => {
     const started = performance.now();
     return (error) => {
       const ms = (performance.now() - started).toFixed(1);
-      const text = sanitizeSql(sql, { doubleQuotedStrings });
+      const text = sanitizeSql(sql, dialect);
       if (error === undefined) logger.debug(`query ${ms} ms: ${text}`);
       else logger.warn(`query failed after ${ms} ms (${errorType(error)}): ${text}`);
     };

@@ -1,7 +1,7 @@
 import { type Attributes, context, type Span, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { ConnectionTarget, QueryListener } from '../vocabulary';
 import { errorType } from './query-listener';
-import { summarizeSql } from './sql-summary';
+import { type SanitizeOptions, sanitizeOptionsFor, summarizeSql } from './sql-summary';
 
 /** The instrumentation scope of every span this library makes. */
 export const TRACER_NAME = 'nestjs-dbmanager';
@@ -18,14 +18,14 @@ export interface SpanOutcome {
  */
 export class ConnectionTracing {
   private readonly base: Attributes;
-  private readonly doubleQuotedStrings: boolean;
+  private readonly dialect: SanitizeOptions;
 
   constructor(connectionName: string, target: ConnectionTarget) {
     this.base = { 'db.system.name': target.dbSystem, 'dbmanager.connection.name': connectionName };
     if (target.namespace !== undefined) this.base['db.namespace'] = target.namespace;
     if (target.address !== undefined) this.base['server.address'] = target.address;
     if (target.port !== undefined) this.base['server.port'] = target.port;
-    this.doubleQuotedStrings = target.dbSystem === 'mysql' || target.dbSystem === 'mariadb';
+    this.dialect = sanitizeOptionsFor(target.dbSystem);
   }
 
   // Looked up per span, so a tracer provider registered after the connection was made is still used.
@@ -57,7 +57,7 @@ export class ConnectionTracing {
 
   /** One CLIENT span per query, named after its operation; a failure records only its error code, never its message (which may quote values). */
   readonly startQuery: QueryListener = (sql) => {
-    const { operation, summary } = summarizeSql(sql, { doubleQuotedStrings: this.doubleQuotedStrings });
+    const { operation, summary } = summarizeSql(sql, this.dialect);
     const span = this.tracer.startSpan(
       operation,
       { kind: SpanKind.CLIENT, attributes: { ...this.base, 'db.operation.name': operation, 'db.query.summary': summary } },

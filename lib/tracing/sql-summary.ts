@@ -8,6 +8,14 @@
 export interface SanitizeOptions {
   /** MySQL/MariaDB read `"…"` as a string by default; elsewhere it is an identifier. */
   doubleQuotedStrings?: boolean;
+  /** MySQL/MariaDB start a comment with `#`; elsewhere it is an operator (PostgreSQL's XOR, `#>` on jsonb). */
+  hashComments?: boolean;
+}
+
+/** The dialect rules of a database (by its OpenTelemetry `db.system.name`) that change where a literal is. */
+export function sanitizeOptionsFor(dbSystem: string): SanitizeOptions {
+  const mysqlFamily = dbSystem === 'mysql' || dbSystem === 'mariadb';
+  return { doubleQuotedStrings: mysqlFamily, hashComments: mysqlFamily };
 }
 
 /** The operation and its target, e.g. `{ operation: 'SELECT', summary: 'SELECT note' }`. */
@@ -22,14 +30,16 @@ const MAX_SUMMARY = 255;
 const MAX_TEXT = 4_096;
 
 /**
- * Replaces every literal with `?`. Quoted strings are read both with and without backslash escapes and masked
- * wherever either reading sees a string, so no dialect's escaping rule can uncover part of a value.
+ * Replaces every literal with `?`. The text is read with and without backslash escapes, and with block comments
+ * nesting (PostgreSQL, SQL Server) and not (MySQL, SQLite); whatever any reading sees as a literal is
+ * masked, so no dialect's rule can uncover part of a value.
  */
 export function sanitizeSql(sql: string, options: SanitizeOptions = {}): string {
   const text = sql.length > MAX_TEXT * 4 ? sql.slice(0, MAX_TEXT * 4) : sql;
   const masked = new Uint8Array(text.length);
-  markLiterals(text, false, options, masked);
-  markLiterals(text, true, options, masked);
+  for (const backslashEscapes of [false, true]) {
+    for (const nestedComments of [false, true]) markLiterals(text, { backslashEscapes, nestedComments }, options, masked);
+  }
   let out = '';
   let i = 0;
   while (i < text.length) {
@@ -46,7 +56,8 @@ export function sanitizeSql(sql: string, options: SanitizeOptions = {}): string 
 /** The statement's operation and summary (computed on sanitized text, so a literal can never become a "table"). */
 export function summarizeSql(sql: string, options: SanitizeOptions = {}): SqlSummary {
   const text = sanitizeSql(sql, options);
-  const first = /^[\s(]*([A-Za-z]+)/.exec(text)?.[1];
+  // A leading comment is masked as "?": skip it to reach the first keyword.
+  const first = /^[\s(?]*([A-Za-z]+)/.exec(text)?.[1];
   const operation = first ? first.toUpperCase().slice(0, 32) : 'QUERY';
   const target = targetOf(operation, text);
   return { operation, summary: (target ? `${operation} ${target}` : operation).slice(0, MAX_SUMMARY) };
@@ -76,24 +87,29 @@ function targetOf(operation: string, text: string): string | undefined {
     .join('.');
 }
 
+/** One way of reading the text: the rules that differ between dialects (or a server's settings). */
+interface Reading {
+  backslashEscapes: boolean;
+  nestedComments: boolean;
+}
+
 /** Marks string literals, quoted as `'…'` (and `"…"` where that is a string), dollar-quoted bodies and comments. */
-function markLiterals(text: string, backslashEscapes: boolean, options: SanitizeOptions, masked: Uint8Array): void {
+function markLiterals(text: string, reading: Reading, options: SanitizeOptions, masked: Uint8Array): void {
   const mark = (from: number, to: number) => masked.fill(1, from, Math.min(to, text.length));
   let i = 0;
   while (i < text.length) {
     const c = text[i];
-    if (c === '-' && text[i + 1] === '-') {
+    if ((c === '-' && text[i + 1] === '-') || (c === '#' && options.hashComments)) {
       const end = text.indexOf('\n', i);
       const to = end === -1 ? text.length : end;
       mark(i, to);
       i = to;
     } else if (c === '/' && text[i + 1] === '*') {
-      const end = text.indexOf('*/', i + 2);
-      const to = end === -1 ? text.length : end + 2;
+      const to = endOfBlockComment(text, i, reading.nestedComments);
       mark(i, to);
       i = to;
     } else if (c === "'" || (c === '"' && options.doubleQuotedStrings)) {
-      const to = endOfQuoted(text, i, c, backslashEscapes || isEscapeStringPrefix(text, i));
+      const to = endOfQuoted(text, i, c, reading.backslashEscapes || isEscapeStringPrefix(text, i));
       mark(i, to);
       i = to;
     } else if (c === '"' || c === '`') {
@@ -110,6 +126,26 @@ function markLiterals(text: string, backslashEscapes: boolean, options: Sanitize
       } else i++;
     } else i++;
   }
+}
+
+/** Index just past the end of the block comment opened at `start` (counting nested ones when they nest). */
+function endOfBlockComment(text: string, start: number, nested: boolean): number {
+  if (!nested) {
+    const end = text.indexOf('*/', start + 2);
+    return end === -1 ? text.length : end + 2;
+  }
+  let depth = 0;
+  let i = start;
+  while (i < text.length) {
+    if (text[i] === '/' && text[i + 1] === '*') {
+      depth++;
+      i += 2;
+    } else if (text[i] === '*' && text[i + 1] === '/') {
+      i += 2;
+      if (--depth === 0) return i;
+    } else i++;
+  }
+  return text.length;
 }
 
 /** PostgreSQL `E'…'` strings take backslash escapes whatever the server's settings. */
@@ -132,7 +168,10 @@ function endOfQuoted(text: string, start: number, quote: string, backslashEscape
   return text.length;
 }
 
-/** Numbers that stand alone (not part of a name, not a `$1` placeholder) become `?`. */
+/**
+ * Numbers that stand alone (not part of a name, not a `$1` placeholder) become `?`: the whole token from its first
+ * digit, so `1_000_000`, `0b101`, `0o17`, `0x1_F` (PostgreSQL 16), `1.5e-3` and `12abc` leave no digit behind.
+ */
 function maskNumbers(text: string): string {
-  return text.replace(/(^|[^\w$.])(?:0x[0-9a-f]+|\d+(?:\.\d*)?(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?)(?![\w$])/gi, '$1?');
+  return text.replace(/(^|[^\w$.])\.?\d(?:[eE][+-](?=\d)|[\w.])*/g, '$1?');
 }

@@ -1,14 +1,20 @@
-import { Entity, PrimaryKey, Property } from '@mikro-orm/core';
+import { defineEntity } from '@mikro-orm/core';
 
-/** A MikroORM entity on the primary connection; its table is created at start. */
-@Entity({ tableName: 'notes' })
+/** A note on the primary connection; its table is created at start. */
 export class Note {
-  @PrimaryKey()
   id!: number;
-
-  @Property()
   text!: string;
-
-  @Property()
   createdAt: Date = new Date();
 }
+
+// defineEntity rather than decorators: the same code runs on MikroORM 7 (which moved @Entity/@Property out of
+// @mikro-orm/core) and 6.6, with no reflect-metadata typing rules, and the class stays what services import.
+defineEntity({
+  class: Note,
+  tableName: 'notes',
+  properties: (p) => ({
+    id: p.integer().primary(),
+    text: p.string(),
+    createdAt: p.datetime(),
+  }),
+});

@@ -1,28 +1,29 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
-import type { EntityManager } from '@mikro-orm/core';
-import { type DbConnection, InjectConnection, InjectEntityManager } from 'nestjs-dbmanager';
+import { type EntityRepository, MikroORM } from '@mikro-orm/core';
+import { InjectRepository } from 'nestjs-dbmanager';
 import { Note } from './note.entity';
 
-/** Notes on the default connection, through the request-scoped EntityManager. */
+/** Notes on the default connection, through their repository (request-scoped inside a request). */
 @Injectable()
 export class NotesService implements OnModuleInit {
   constructor(
-    @InjectEntityManager() private readonly em: EntityManager,
-    @InjectConnection() private readonly primary: DbConnection,
+    @InjectRepository(Note) private readonly notes: EntityRepository<Note>,
+    // The default connection's MikroORM, by class as in a single-database @mikro-orm/nestjs app.
+    private readonly orm: MikroORM,
   ) {}
 
   /** Creates the notes table if it is missing (a real app would run migrations). */
   async onModuleInit(): Promise<void> {
-    await this.primary.orm.schema.updateSchema({ safe: true });
+    await this.orm.schema.updateSchema({ safe: true });
   }
 
   list(): Promise<Note[]> {
-    return this.em.find(Note, {}, { orderBy: { id: 'desc' }, limit: 20 });
+    return this.notes.findAll({ orderBy: { id: 'desc' }, limit: 20 });
   }
 
   async add(text: string): Promise<Note> {
-    const note = this.em.create(Note, { text, createdAt: new Date() });
-    await this.em.flush();
+    const note = this.notes.create({ text, createdAt: new Date() });
+    await this.notes.getEntityManager().flush();
     return note;
   }
 }

@@ -71,8 +71,8 @@ describe('fault: graceful shutdown', () => {
   });
 
   it('is idempotent, and safe while a reconnect is under way', async () => {
-    // Backoff of a few ms: the reconnect loop spends nearly all its time inside an attempt (a 300 ms ping).
-    const manager = await DbManager.create(config('2s', { health_check_timeout: '300ms' }, { retry_delay: '1ms', retry_max_delay: '5ms' }));
+    // Backoff at its floor (10 ms): the reconnect loop spends nearly all its time inside an attempt (a 300 ms ping).
+    const manager = await DbManager.create(config('2s', { health_check_timeout: '300ms' }, { retry_delay: '10ms', retry_max_delay: '10ms' }));
     const connection = manager.get('primary');
     const attempts: string[] = [];
     connection.on('reconnect', (result) => attempts.push(result));

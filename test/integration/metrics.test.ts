@@ -171,7 +171,7 @@ describe('Prometheus metrics over GET /metrics', () => {
   });
 
   it('times every health check of the background loop', async () => {
-    const { scrape } = await startApp({ health_check_interval: '50ms', connections: { main: pg(), local: sqlite('b.db') } });
+    const { scrape } = await startApp({ health_check_interval: '100ms', connections: { main: pg(), local: sqlite('b.db') } });
     const s = await until(async () => {
       const s = await scrape();
       return (s.value(`${METRIC.healthCheckDuration}_count`, { name: 'main' }) ?? 0) >= 3 ? s : undefined;

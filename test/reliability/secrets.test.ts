@@ -9,7 +9,8 @@ import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbManager, DbManagerModule, parseDbManagerConfig } from '../../lib';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
-import { HealthController, LogCapture, waitFor } from '../support/health-app';
+import pg_ from 'pg';
+import { HealthController, LogCapture, startHealthApp, waitFor } from '../support/health-app';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 // Secrets chosen to be recognisable and to need escaping in a DSN.
@@ -150,4 +151,91 @@ describe('no password ever leaks', () => {
     );
     delete process.env.DBM_TEST_SECRET;
   }, 60_000);
+});
+
+/** Where a credential stands in a text: a URL's user-info, or the value of a password key. */
+function credentialPositions(text: string, password: string): string[] {
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const url = new URL('postgres://u@h');
+  url.password = password;
+  const forms = [...new Set([password, encodeURIComponent(password), url.password])].map(escape).join('|');
+  const patterns = [new RegExp(`://[^\\s/@]*:(?:${forms})@`, 'g'), new RegExp(`(?:password|pwd)["']?\\s*[:=]\\s*["']?(?:${forms})(?![\\w])`, 'gi')];
+  return patterns.flatMap((p) => [...text.matchAll(p)].map((m) => m[0]));
+}
+
+describe('masking never mangles a message', () => {
+  // Short, common, equal to the user name, part of the host, full of reserved characters.
+  it.each(['a', 'test', 'postgres', '127', 'p@ss:w/rd'])(
+    'password %j on the real server (wrong password, health down, reconnect): masked where a credential stands, names readable',
+    async (password) => {
+      const role = `dbm_mask_${Buffer.from(password).toString('hex')}`;
+      // A short-lived admin session each time: the server is stopped in between, which would end a kept one.
+      const asAdmin = async (sql: (client: pg_.Client) => string) => {
+        const admin = new pg_.Client({ connectionString: pg.url });
+        await admin.connect();
+        try {
+          await admin.query(sql(admin));
+        } finally {
+          await admin.end();
+        }
+      };
+      await asAdmin(() => `drop role if exists ${role}`);
+      await asAdmin((admin) => `create role ${role} login password ${admin.escapeLiteral(password)}`);
+      const server = { host: '127.0.0.1', port: pg.port };
+      const on = (extra: Record<string, unknown>) => ({ type: 'postgres', ...server, critical: false, connect_timeout: '1s', health_check_timeout: '1s', ...extra });
+      const app = await startHealthApp({
+        health_check_interval: '100ms',
+        retry_delay: '20ms',
+        retry_max_delay: '100ms',
+        connections: {
+          good: { type: 'postgres', dsn: `postgres://${role}:${encodeURIComponent(password)}@127.0.0.1:${pg.port}/test`, connect_timeout: '1s', health_check_timeout: '1s', enable_tracing: true },
+          'wrong-password': on({ user: 'postgres', password, database: 'test' }),
+          'user-is-password': on({ user: password, password, database: 'test' }),
+          'database-is-password': on({ user: role, password, database: password }),
+        },
+      });
+      const texts: string[] = [];
+      const manager = app.manager;
+      const lastError = (name: string) => manager.stats().connections[name].lastError ?? '';
+      try {
+        texts.push(JSON.stringify((await app.get('/health')).body));
+        // The server's own words, whole: the user and database names in them even when they equal the password.
+        expect(lastError('wrong-password')).toBe('password authentication failed for user "postgres" (28P01)');
+        expect(lastError('user-is-password')).toBe(`password authentication failed for user "${password}" (28P01)`);
+        // (Databases "test" and "postgres" exist: that connection is up.)
+        if (password !== 'test' && password !== 'postgres') expect(lastError('database-is-password')).toBe(`database "${password}" does not exist (3D000)`);
+        expect(manager.get('good').status).toBe('up');
+
+        // Health down while the server is stopped: the host's address stays readable (password "127" is not in it).
+        await pg.stop();
+        await expect.poll(() => lastError('good'), { timeout: 10_000 }).toContain(`127.0.0.1:${pg.port}`);
+        const down = await app.get('/health');
+        expect(down.status).toBe(503);
+        expect(down.body.details.good.message).toContain(`127.0.0.1:${pg.port}`);
+        texts.push(JSON.stringify(down.body), JSON.stringify(manager.stats()));
+        await pg.start();
+        await expect.poll(() => manager.get('good').status, { timeout: 10_000 }).toBe('up');
+        texts.push(JSON.stringify((await app.get('/health/good')).body));
+
+        // A critical connection that cannot log in: the startup error names its target, password masked.
+        const failed = (await DbManager.create({ retry_attempts: 1, connections: { c: { type: 'postgres', dsn: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${pg.port}/test` } } }).catch(
+          (e: unknown) => e,
+        )) as Error;
+        expect(failed.message).toContain(`(postgres://postgres:***@127.0.0.1:${pg.port}/test) failed after 1 attempt: password authentication failed for user "postgres" (28P01)`);
+        texts.push(failed.message);
+        texts.push(...manager.all().map((c) => `${c.target.display} ${JSON.stringify(c.settings)} ${JSON.stringify(c.stats())}`));
+      } finally {
+        await app.close();
+        await asAdmin(() => `drop role if exists ${role}`);
+      }
+      texts.push(...app.logs.lines.map((l) => `${l.context} ${l.message}`));
+      const all = texts.join('\n');
+      expect(credentialPositions(all, password)).toEqual([]);
+      // Every mask sits where a credential stood: none inside a word ("p***ssword") or a name.
+      const stray = all.replace(/:\*\*\*@/g, '').replace(/(?:password|pwd)["']?\s*[:=]\s*["']?\*\*\*/gi, '');
+      expect(stray).not.toContain('***');
+      expect(all).toMatch(/password authentication failed/);
+    },
+    60_000,
+  );
 });

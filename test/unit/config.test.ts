@@ -156,3 +156,51 @@ describe('parseDbManagerConfig', () => {
     }
   });
 });
+
+describe('floors: no setting makes a hot loop or an unbounded wait', () => {
+  const conn = { type: 'sqlite', filepath: ':memory:' };
+
+  it('retry_delay and retry_max_delay: at least 10ms, never 0', () => {
+    for (const bad of [0, '0', '0s', 9, '9ms', 0.4]) {
+      expect(problems({ retry_delay: bad, connections: { a: conn } })).toEqual([
+        expect.stringMatching(/^retry_delay: must be at least 10ms \(a shorter backoff makes reconnect attempts a hot loop\), got /),
+      ]);
+    }
+    expect(problems({ retry_delay: '10ms', retry_max_delay: '5ms', connections: { a: conn } })).toEqual([
+      expect.stringMatching(/^retry_max_delay: must be at least 10ms/),
+    ]);
+    const config = parseDbManagerConfig({ retry_delay: '10ms', retry_max_delay: 10, connections: { a: conn } });
+    expect(config).toMatchObject({ retryDelay: 10, retryMaxDelay: 10 });
+  });
+
+  it('health_check_interval: 0 (no loop) or at least 100ms', () => {
+    for (const bad of [1, '99ms', 0.5]) {
+      expect(problems({ health_check_interval: bad, connections: { a: conn } })).toEqual([
+        expect.stringMatching(/^health_check_interval: must be 0 \(off\) or at least 100ms \(a shorter period makes the health loop ping without pause\), got /),
+      ]);
+    }
+    expect(parseDbManagerConfig({ health_check_interval: 0, connections: { a: conn } }).healthCheckInterval).toBe(0);
+    expect(parseDbManagerConfig({ health_check_interval: '100ms', connections: { a: conn } }).healthCheckInterval).toBe(100);
+  });
+
+  it.each(['connect_timeout', 'query_timeout', 'acquire_timeout', 'health_check_timeout', 'conn_max_lifetime', 'conn_max_idle_time'])(
+    '%s: 0 (off) or at least 1ms — a fraction no longer rounds to 0 = no timeout',
+    (field) => {
+      for (const [where, input] of [
+        ['manager', { [field]: 0.4, connections: { a: conn } }],
+        ['connection', { connections: { a: { ...conn, [field]: '0.4ms' } } }],
+      ] as const) {
+        const path = where === 'manager' ? field : `connections.a.${field}`;
+        expect(problems(input)).toEqual([`${path}: must be 0 (off) or at least 1ms (a fraction of a millisecond would round to 0, which means none), got ${where === 'manager' ? '0.4' : '"0.4ms"'}`]);
+      }
+      const ok = parseDbManagerConfig({ [field]: 0, connections: { a: { ...conn, [field]: 1.4 } } });
+      expect(ok.poolDefaults).toMatchObject({ [field.replace(/_(\w)/g, (_, c: string) => c.toUpperCase())]: 0 });
+      expect(ok.connections.a).toMatchObject({ [field.replace(/_(\w)/g, (_, c: string) => c.toUpperCase())]: 1 });
+    },
+  );
+
+  it('shutdown_timeout: 0 (no bound) or at least 1ms', () => {
+    expect(problems({ shutdown_timeout: '0.5ms', connections: { a: conn } })).toEqual([expect.stringMatching(/^shutdown_timeout: must be 0 \(off\) or at least 1ms/)]);
+    expect(parseDbManagerConfig({ shutdown_timeout: 0, connections: { a: conn } }).shutdownTimeout).toBe(0);
+  });
+});

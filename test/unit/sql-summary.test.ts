@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { sanitizeSql, summarizeSql } from '../../lib/tracing/sql-summary';
+import { sanitizeOptionsFor, sanitizeSql, summarizeSql } from '../../lib/tracing/sql-summary';
 
 describe('summarizeSql', () => {
   it.each([
@@ -52,6 +52,46 @@ describe('sanitizeSql', () => {
         const out = sanitizeSql(`insert into t (a, b) values (${quoted}, 7)`);
         const word = /[A-Za-z]{6}/.exec(value)![0];
         return !out.includes(word) || 'insert into t (a, b) values'.includes(word);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('masks what sits inside PostgreSQL nested comments, however the quotes fall', () => {
+    expect(sanitizeSql("select 1 /* a /* b */ 'secret' */ from t")).toBe('select ? ? from t');
+    expect(sanitizeSql('select 1 /* outer /* inner */ password=hunter2 */ from t')).toBe('select ? ? from t');
+    // A quote inside the outer comment must not turn the real literal after it into "SQL".
+    expect(sanitizeSql("/* x /* y */ it's */ select 'secret' from t")).not.toContain('secret');
+    expect(summarizeSql("/* a /* b */ c */ select * from users where p = 'x'").summary).toBe('SELECT users');
+  });
+
+  it('masks MySQL # comments, only where # starts a comment (MySQL/MariaDB)', () => {
+    const mysql = sanitizeOptionsFor('mysql');
+    expect(sanitizeSql("select a # it's hunter2\nfrom t where b = 'secret'", mysql)).toBe('select a ? from t where b = ?');
+    expect(summarizeSql('select a # note: from secrets\nfrom t', sanitizeOptionsFor('mariadb')).summary).toBe('SELECT t');
+    // PostgreSQL: # is an operator (XOR, #> on jsonb), not a comment.
+    expect(sanitizeSql("select 5 # 3, doc #> '{a,b}' from t", sanitizeOptionsFor('postgresql'))).toBe('select ? # ?, doc #> ? from t');
+  });
+
+  it('masks numbers in every form PostgreSQL 16 reads: 1_000_000, 0b101, 0o17, 0x1_F, .5, 1.5e-3', () => {
+    expect(sanitizeSql('select 1_000_000, 0b101, 0o17, 0x1_F, 0X1f, .5, 1.5e-3, 1_000.000_1, 12abc from t limit 10')).toBe(
+      'select ?, ?, ?, ?, ?, ?, ?, ?, ? from t limit ?',
+    );
+    // Names and placeholders that contain digits stay.
+    expect(sanitizeSql('select "n0".id, t1.c2, col_1 from t1 where a = $12 and b = :p1')).toBe('select "n0".id, t1.c2, col_1 from t1 where a = $12 and b = :p1');
+  });
+
+  it('leaves no digit of a number literal behind, whatever its form (property)', () => {
+    const digits = fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: 1, maxLength: 6 });
+    const number = fc.oneof(
+      fc.array(digits, { minLength: 1, maxLength: 4 }).map((parts) => parts.join('_')),
+      digits.map((d) => `0x${d}`),
+      fc.string({ unit: fc.constantFrom('0', '1'), minLength: 1, maxLength: 8 }).map((b) => `0b${b}`),
+      fc.tuple(digits, digits, fc.constantFrom('', 'e+', 'e-', 'E')).map(([a, b, e]) => `${a}.${b}${e ? `${e}${b}` : ''}`),
+    );
+    fc.assert(
+      fc.property(number, (n) => {
+        expect(sanitizeSql(`select ${n} from t`)).toBe('select ? from t');
       }),
       { numRuns: 500 },
     );

@@ -3,7 +3,7 @@ import type { ConnectionConfig } from '../../config/config.types';
 
 export const DEFAULT_PORT = 27017;
 /** MikroORM needs a database name; MongoDB's shell and drivers use `test` when none is given. */
-const DEFAULT_DATABASE = 'test';
+export const DEFAULT_DATABASE = 'test';
 
 export function databaseOf(config: ConnectionConfig): string {
   return config.database ?? DEFAULT_DATABASE;
