@@ -14,6 +14,7 @@ export type { DefaultDatabase, DefaultDatabaseHandles, DefaultOrmOf } from './de
 export { parseDbManagerConfig, type ParseConfigOptions } from './config/parse-config';
 export { dbManagerYamlConfig, readDbManagerYaml } from './config/yaml-config';
 export { parseDuration } from './config/duration';
+export { mikroOrm as mikroOrmVersion, type MikroOrmMajor } from './mikro-orm-version';
 export type * from './config/config.types';
 export {
   ConnectionClosedError,

@@ -1,7 +1,11 @@
+import { sql } from 'kysely';
 import type { DbConnection } from 'nestjs-dbmanager';
 
 /** One read through each access path of a connection; the statement depends on the database, the pool does not. */
-export type AccessPath = 'em' | 'knex' | 'native';
+export type AccessPath = 'em' | 'kysely' | 'knex' | 'native';
+
+/** Every access path; the query builder is `kysely` on MikroORM 7 and `knex` on 6 (the other answers 400). */
+export const ACCESS_PATHS: readonly AccessPath[] = ['em', 'kysely', 'knex', 'native'];
 
 const PROBE: Record<string, string> = {
   postgres: 'select current_database() as database, 1 as one',
@@ -13,23 +17,26 @@ const PROBE: Record<string, string> = {
 
 export async function readThrough(connection: DbConnection, path: AccessPath): Promise<unknown> {
   if (connection.type === 'mongodb') {
-    // knex() on MongoDB throws the library's NotSqlDatabaseError, which DbErrorsFilter answers as a 400.
+    // A query builder on MongoDB throws the library's NotSqlDatabaseError, which DbErrorsFilter answers as a 400.
+    if (path === 'kysely') return connection.kysely();
     if (path === 'knex') return connection.knex();
     if (path === 'em') return (connection.em.getConnection() as unknown as { getDb(): import('mongodb').Db }).getDb().command({ ping: 1 });
     return connection.mongo<import('mongodb').MongoClient>().db().command({ ping: 1 });
   }
-  const sql = PROBE[connection.type];
+  const sqlText = PROBE[connection.type];
   switch (path) {
     case 'em':
-      return connection.em.getConnection().execute(sql);
+      return connection.em.getConnection().execute(sqlText);
+    case 'kysely':
+      return (await sql.raw(sqlText).execute(connection.kysely())).rows;
     case 'knex': {
-      const result = await connection.knex().raw(sql);
+      const result = await connection.knex().raw(sqlText);
       // mysql2 and the MariaDB connector answer [rows, fields]; pg { rows }; sqlite and tedious the rows.
       if (connection.type === 'mysql' || connection.type === 'mariadb') return result[0];
       return Array.isArray(result) ? result : result.rows ?? result;
     }
     case 'native':
-      return connection.withNativeClient((client: unknown) => nativeQuery(connection.type, client, sql));
+      return connection.withNativeClient((client: unknown) => nativeQuery(connection.type, client, sqlText));
   }
 }
 
@@ -39,6 +46,10 @@ function nativeQuery(type: string, client: unknown, sql: string): Promise<unknow
     case 'postgres':
       return (client as import('pg').Client).query(sql).then((r) => r.rows);
     case 'sqlite':
+      // MikroORM 7 lends the better-sqlite3 database (synchronous); 6.6 a sqlite3 Database (callbacks).
+      if (typeof (client as { prepare?: unknown }).prepare === 'function') {
+        return Promise.resolve((client as { prepare(sql: string): { all(): unknown[] } }).prepare(sql).all());
+      }
       return new Promise((resolve, reject) =>
         (client as { all(sql: string, cb: (e: Error | null, rows: unknown[]) => void): void }).all(sql, (e, rows) => (e ? reject(e) : resolve(rows))),
       );

@@ -1,10 +1,10 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpStatus } from '@nestjs/common';
-import { ConnectionNotFoundError, NotMongoDatabaseError, NotSqlDatabaseError } from 'nestjs-dbmanager';
+import { ConnectionNotFoundError, NotMongoDatabaseError, NotSqlDatabaseError, QueryBuilderUnavailableError } from 'nestjs-dbmanager';
 
-type CallerError = ConnectionNotFoundError | NotSqlDatabaseError | NotMongoDatabaseError;
+type CallerError = ConnectionNotFoundError | NotSqlDatabaseError | NotMongoDatabaseError | QueryBuilderUnavailableError;
 
-/** The caller's mistakes, not the server's: an unknown connection is a 404, an access path its type lacks a 400. */
-@Catch(ConnectionNotFoundError, NotSqlDatabaseError, NotMongoDatabaseError)
+/** The caller's mistakes, not the server's: an unknown connection is a 404, an access path its type (or MikroORM major) lacks a 400. */
+@Catch(ConnectionNotFoundError, NotSqlDatabaseError, NotMongoDatabaseError, QueryBuilderUnavailableError)
 export class DbErrorsFilter implements ExceptionFilter<CallerError> {
   catch(error: CallerError, host: ArgumentsHost): void {
     const statusCode = error instanceof ConnectionNotFoundError ? HttpStatus.NOT_FOUND : HttpStatus.BAD_REQUEST;

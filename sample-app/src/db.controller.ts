@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { BadRequestException, Body, Controller, Get, Param, Post, UseFilters } from '@nestjs/common';
 import { DbManager } from 'nestjs-dbmanager';
-import { type AccessPath, readThrough } from './access-paths';
+import { ACCESS_PATHS, type AccessPath, readThrough } from './access-paths';
 import { DbErrorsFilter } from './db-errors.filter';
 import { NotesService } from './notes.service';
 import { ReportsService } from './reports.service';
@@ -21,10 +21,10 @@ export class DbController {
     return this.manager.all().map((c) => ({ name: c.name, type: c.type, status: c.status, tags: c.tags }));
   }
 
-  /** Reads through one access path (em, knex or native) of one connection. */
+  /** Reads through one access path (em, kysely, knex or native) of one connection. */
   @Get('connections/:name/:path')
   async read(@Param('name') name: string, @Param('path') path: string) {
-    if (!['em', 'knex', 'native'].includes(path)) throw new BadRequestException('path must be em, knex or native');
+    if (!ACCESS_PATHS.includes(path as AccessPath)) throw new BadRequestException(`path must be ${ACCESS_PATHS.join(', ')}`);
     const connection = this.manager.get(name);
     return { connection: name, type: connection.type, path, result: await readThrough(connection, path as AccessPath) };
   }

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     '/metrics',
     '/stats',
     '/connections',
-    '/connections/primary/em|knex|native',
+    '/connections/primary/em|kysely|native',
     '/connections/primary/hold/2000',
     '/notes  (GET; POST {"text": "…"})',
     '/reports/summary',

@@ -14,7 +14,9 @@ export class NotesService implements OnModuleInit {
 
   /** Creates the notes table if it is missing (a real app would run migrations). */
   async onModuleInit(): Promise<void> {
-    await this.orm.schema.updateSchema({ safe: true });
+    // MikroORM 7's `schema.update()`; 6.6, which this sample also runs on, calls it `updateSchema()`.
+    const schema = this.orm.schema as unknown as { update?(o: object): Promise<void>; updateSchema(o: object): Promise<void> };
+    await (schema.update ? schema.update({ safe: true }) : schema.updateSchema({ safe: true }));
   }
 
   list(): Promise<Note[]> {

@@ -1,19 +1,33 @@
 import { Injectable } from '@nestjs/common';
-import { type DbConnection, InjectConnection } from 'nestjs-dbmanager';
+import { type DbConnection, InjectConnection, mikroOrmVersion } from 'nestjs-dbmanager';
 
-/** Reads through the analytics connection's query builder. */
+/** Reads through the analytics connection's query builder: Kysely on MikroORM 7 (Knex on 6.6, which this sample also runs on). */
 @Injectable()
 export class ReportsService {
   constructor(@InjectConnection('analytics') private readonly analytics: DbConnection) {}
 
   async summary(): Promise<{ connection: string; type: string; tables: number }> {
-    const knex = this.analytics.knex();
-    const sql =
+    const tables = mikroOrmVersion().major === 7 ? await this.countWithKysely() : await this.countWithKnex();
+    return { connection: this.analytics.name, type: this.analytics.type, tables };
+  }
+
+  private async countWithKysely(): Promise<number> {
+    const db = this.analytics.kysely();
+    const count = db.fn.countAll<number>().as('tables');
+    const row =
       this.analytics.type === 'sqlite'
-        ? "select count(*) as tables from sqlite_master where type = 'table'"
-        : "select count(*) as tables from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema')";
-    const rows = await knex.raw(sql);
-    const first = (Array.isArray(rows) ? rows[0] : rows.rows[0]) as { tables: number | string };
-    return { connection: this.analytics.name, type: this.analytics.type, tables: Number(first.tables) };
+        ? await db.selectFrom('sqlite_master').select(count).where('type', '=', 'table').executeTakeFirstOrThrow()
+        : await db.selectFrom('information_schema.tables').select(count).where('table_schema', 'not in', ['pg_catalog', 'information_schema']).executeTakeFirstOrThrow();
+    return Number(row.tables);
+  }
+
+  private async countWithKnex(): Promise<number> {
+    const knex = this.analytics.knex();
+    const query =
+      this.analytics.type === 'sqlite'
+        ? knex('sqlite_master').where('type', 'table')
+        : knex('information_schema.tables').whereNotIn('table_schema', ['pg_catalog', 'information_schema']);
+    const [row] = await query.count({ tables: '*' });
+    return Number(row.tables);
   }
 }

@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
 import { reportStatements, type SqliteDatabase } from '../adapters/better-sqlite3';
@@ -24,6 +26,8 @@ export class SqliteSession implements DriverSession {
     const user = (config.mikroOrm.driverOptions ?? {}) as Record<string, unknown>;
     // SQLite has no connect step to bound: connect_timeout becomes how long a statement waits for another process' lock.
     orm.config.set('driverOptions', { ...user, timeout: config.connectTimeout } as never);
+    // MikroORM 6 created the file's folder; better-sqlite3 (MikroORM 7) does not.
+    if (config.filepath && isFilePath(config.filepath)) await mkdir(dirname(resolve(config.filepath)), { recursive: true });
     await orm.em.getDriver().connect();
     const database = (await orm.em.getConnection().getNativeClient()) as SqliteDatabase;
     const quietPrepare = database.prepare.bind(database);
@@ -65,4 +69,9 @@ export class SqliteSession implements DriverSession {
   async close(): Promise<void> {
     await this.orm.close(true);
   }
+}
+
+/** A path on disk (not `:memory:`, nor a `file:` URI, which SQLite resolves itself). */
+function isFilePath(filepath: string): boolean {
+  return filepath !== ':memory:' && !filepath.startsWith('file:');
 }
