@@ -7,15 +7,18 @@ import type { ConnectionHealth, ConnectionStats } from '../connection/connection
 import { DbConnection } from '../connection/db-connection';
 import { errorMessage } from '../connection/redact';
 import {
+  type ConfigIssue,
+  type ConnectAbortReason,
+  ConnectionAbortedError,
+  ConnectionClosedError,
   ConnectionFailedError,
   ConnectionNotFoundError,
-  type ConfigIssue,
   DbManagerConfigError,
   DriverNotInstalledError,
   NoDefaultConnectionError,
 } from '../errors';
 import { HealthLoop } from './health-loop';
-import { type RetryPolicy, retryWithBackoff, sleep } from './retry';
+import { RetryAbortedError, type RetryPolicy, retryWithBackoff, sleep } from './retry';
 
 /** What `DbManager.stats()` returns. */
 export interface DbManagerStats {
@@ -23,6 +26,12 @@ export interface DbManagerStats {
   healthyCount: number;
   unhealthyCount: number;
   connections: Record<string, ConnectionStats>;
+}
+
+/** Options of `DbManager.create()`. */
+export interface DbManagerCreateOptions {
+  /** Aborting it stops startup's retries at once: `create()` rejects with a `ConnectionAbortedError` and leaves nothing open. */
+  signal?: AbortSignal;
 }
 
 /** Listeners told when connections come and go (metrics and tracing use it). */
@@ -41,6 +50,10 @@ export class DbManager {
   private readonly loop: HealthLoop;
   private readonly listeners = new Set<ConnectionLifecycleListener>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** `add()` calls still connecting, by name: the name is taken, and remove() or close() can stop them. */
+  private readonly adding = new Map<string, { stop: AbortController; done: Promise<unknown> }>();
+  /** Aborted by close(): stops every connect still retrying (startup's and add()'s). */
+  private readonly stopping = new AbortController();
   private closing?: Promise<void>;
   private readonly logger = new Logger('DbManager');
 
@@ -54,10 +67,13 @@ export class DbManager {
     });
   }
 
-  /** Validates the configuration, connects every connection and starts the health loop: for scripts outside Nest. */
-  static async create(config: DbManagerConfigInput | DbManagerConfig): Promise<DbManager> {
+  /**
+   * Validates the configuration, connects every connection and starts the health loop: for scripts outside Nest.
+   * Aborting `signal` stops the retries at once; the promise then rejects with a `ConnectionAbortedError`.
+   */
+  static async create(config: DbManagerConfigInput | DbManagerConfig, options: DbManagerCreateOptions = {}): Promise<DbManager> {
     const manager = new DbManager(isParsed(config) ? config : parseDbManagerConfig(config));
-    await manager.connectAll();
+    await manager.connectAll(options.signal);
     return manager;
   }
 
@@ -68,12 +84,14 @@ export class DbManager {
   /**
    * Connects all configured connections in parallel, each with its own retry. A critical connection that fails stops
    * startup with one error, after closing what was opened; a non-critical one starts down and heals in the background.
+   * Aborting `signal` (or close()) stops the retries at once.
    */
-  async connectAll(): Promise<void> {
+  async connectAll(signal?: AbortSignal): Promise<void> {
+    const stop = signal ? AbortSignal.any([signal, this.stopping.signal]) : this.stopping.signal;
     // Built in parallel but registered in configuration order, so names() and the error listings follow the config.
     const created = await Promise.allSettled(Object.values(this.config.connections).map((config) => DbConnection.create(config)));
     for (const result of created) if (result.status === 'fulfilled') this.register(result.value);
-    const results = created.some((r) => r.status === 'rejected') ? created : await Promise.allSettled(this.all().map((c) => this.connectWithRetry(c)));
+    const results = created.some((r) => r.status === 'rejected') ? created : await Promise.allSettled(this.all().map((c) => this.connectWithRetry(c, stop)));
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
     if (failures.length) {
       await this.close();
@@ -83,29 +101,34 @@ export class DbManager {
     this.loop.start();
   }
 
-  /** Creates, registers and connects one connection (startup retry policy); rejects only for critical failures. */
-  private async open(config: DbManagerConfig['connections'][string]): Promise<DbConnection> {
-    const connection = await DbConnection.create(config);
-    this.register(connection);
-    await this.connectWithRetry(connection);
-    return connection;
-  }
-
-  /** Connects with the startup retry policy (one attempt for a critical: false connection); rejects only for critical failures. */
-  private async connectWithRetry(connection: DbConnection): Promise<void> {
+  /**
+   * Connects with the startup retry policy (one attempt for a critical: false connection); rejects for critical
+   * failures, and for every connection when `signal` aborts.
+   */
+  private async connectWithRetry(connection: DbConnection, signal: AbortSignal): Promise<void> {
     const attempts = connection.critical ? this.config.retryAttempts : 1;
+    const isPermanent = (error: unknown) => error instanceof DriverNotInstalledError || connection.isPermanentError(error);
     try {
       await retryWithBackoff(() => connection.connect(), { ...this.retryPolicy, attempts }, {
-        isPermanent: (error) => error instanceof DriverNotInstalledError || connection.isPermanentError(error),
+        isPermanent,
+        signal,
         onRetry: (error, index, delay) =>
           this.logger.warn(`"${connection.name}" attempt ${index + 1} failed (${connection.redactSecrets(errorMessage(error))}); retrying in ${delay} ms`),
       });
       this.logger.log(`"${connection.name}" connected (${connection.target.display})`);
     } catch (error) {
+      if (error instanceof RetryAbortedError) {
+        const last = error.lastError === undefined ? undefined : connection.redactSecrets(errorMessage(error.lastError));
+        throw new ConnectionAbortedError(connection.name, connection.target.display, abortReason(error.reason), error.attemptsMade, error.lastError ?? error.reason, last);
+      }
       const made = (error as { attemptsMade?: number }).attemptsMade ?? 1;
-      const failure = new ConnectionFailedError(connection.name, connection.target.display, made, error, connection.redactSecrets(errorMessage(error)));
+      const reason = connection.redactSecrets(errorMessage(error));
+      const failure = new ConnectionFailedError(connection.name, connection.target.display, made, error, reason, !isPermanent(error));
       if (connection.critical) throw failure;
-      this.logger.warn(`${failure.message.split('. Check')[0]}; starting without it (critical: false), retrying in the background`);
+      this.logger.warn(
+        `Connection "${connection.name}" (${connection.target.display}) failed after ${made} attempt${made === 1 ? '' : 's'}: ${reason}; ` +
+          'starting without it (critical: false), retrying in the background',
+      );
     }
   }
 
@@ -173,33 +196,59 @@ export class DbManager {
 
   /**
    * Adds and connects a connection at runtime (same retry as startup). Resolves when it is usable; with
-   * `critical: false` it may resolve down and heal in the background. A name in use is a `DbManagerConfigError`.
+   * `critical: false` it may resolve down and heal in the background. A name in use (or being added) is a
+   * `DbManagerConfigError`; after close() it is a `ConnectionClosedError`. `remove(name)` or close() while it is
+   * still retrying stops it: it then rejects with a `ConnectionAbortedError`.
    */
   async add(name: string, input: ConnectionOptionsInput | Record<string, unknown>): Promise<DbConnection> {
-    if (this.closing) throw new DbManagerConfigError(`cannot add "${name}": the manager is closed`, name);
-    if (this.connections.has(name)) {
+    if (this.closing) throw new ConnectionClosedError(name, 'manager');
+    if (this.connections.has(name) || this.adding.has(name)) {
       throw new DbManagerConfigError([{ path: `connections.${name}`, message: 'is already registered; remove() it first or pick another name' }], name);
     }
     const issues: ConfigIssue[] = [];
     const raw = isPlainObject(input) ? interpolateEnv(input, process.env, `connections.${name}`, issues) : input;
     const config = parseConnection(name, raw, this.config.poolDefaults, issues, (m) => this.logger.warn(m));
     if (!config || issues.length) throw new DbManagerConfigError(issues, name);
-    this.config.connections[name] = config;
-    const work = this.open(config);
+    // The name is taken from here on (synchronously, so a concurrent add() of it is refused above).
+    const stop = new AbortController();
+    const work = this.open(config, AbortSignal.any([stop.signal, this.stopping.signal]));
+    this.adding.set(name, { stop, done: work.catch(() => undefined) });
     this.track(work);
     try {
       const connection = await work;
       this.defaultName ??= name;
       this.loop.watch(connection);
       return connection;
-    } catch (error) {
-      await this.forget(name);
-      throw error;
+    } finally {
+      this.adding.delete(name);
     }
   }
 
-  /** Closes and forgets a connection. Removing the default is refused until another default is set. */
+  /** Creates, registers and connects one connection; on failure (or abort) forgets and closes it, then rejects. */
+  private async open(config: DbManagerConfig['connections'][string], signal: AbortSignal): Promise<DbConnection> {
+    const connection = await DbConnection.create(config);
+    this.config.connections[config.name] = config;
+    this.register(connection);
+    try {
+      await this.connectWithRetry(connection, signal);
+    } catch (error) {
+      await this.forget(config.name);
+      throw error;
+    }
+    return connection;
+  }
+
+  /**
+   * Closes and forgets a connection. Removing the default is refused until another default is set. A connection that
+   * `add()` is still connecting is stopped (that `add()` rejects with a `ConnectionAbortedError`).
+   */
   async remove(name: string): Promise<void> {
+    const pending = this.adding.get(name);
+    if (pending) {
+      pending.stop.abort(REMOVED);
+      await pending.done;
+      return;
+    }
     const connection = this.get(name);
     if (name === this.defaultName && this.connections.size > 1) {
       throw new DbManagerConfigError(
@@ -207,7 +256,7 @@ export class DbManager {
         name,
       );
     }
-    await this.forget(name);
+    await this.track(this.forget(name));
     await connection.close();
   }
 
@@ -259,10 +308,14 @@ export class DbManager {
     this.closing ??= (async () => {
       const deadline = performance.now() + this.shutdownBudgetMs;
       const left = () => Math.max(0, deadline - performance.now());
+      // Connects still retrying (startup's, add()'s) stop at once: they would only be torn down.
+      this.stopping.abort(CLOSED);
       await this.loop.stop();
       if (this.inFlight.size) {
         const settled = Promise.allSettled([...this.inFlight]);
-        await (Number.isFinite(deadline) ? Promise.race([settled, sleep(left())]) : settled);
+        const budget = new AbortController();
+        await (Number.isFinite(deadline) ? Promise.race([settled, sleep(left(), budget.signal)]) : settled);
+        budget.abort();
       }
       const all = this.all();
       // Each pool gets what is left of shutdown_timeout for its in-flight queries, then is closed.
@@ -283,6 +336,16 @@ export class DbManager {
   get closed(): boolean {
     return this.closing !== undefined;
   }
+}
+
+/** Abort reasons of the manager's own signals; any other reason is the caller's signal to create(). */
+const REMOVED = Symbol('removed');
+const CLOSED = Symbol('closed');
+
+function abortReason(reason: unknown): ConnectAbortReason {
+  if (reason === REMOVED) return 'removed';
+  if (reason === CLOSED) return 'closed';
+  return 'signal';
 }
 
 function isParsed(config: unknown): config is DbManagerConfig {
