@@ -18,7 +18,7 @@ import {
   NoDefaultConnectionError,
 } from '../errors';
 import { HealthLoop } from './health-loop';
-import { RetryAbortedError, type RetryPolicy, retryWithBackoff, sleep } from './retry';
+import { RetryAbortedError, RetryGaveUpError, type RetryPolicy, retryWithBackoff, sleep } from './retry';
 
 /** What `DbManager.stats()` returns. */
 export interface DbManagerStats {
@@ -121,9 +121,10 @@ export class DbManager {
         const last = error.lastError === undefined ? undefined : connection.redactSecrets(errorMessage(error.lastError));
         throw new ConnectionAbortedError(connection.name, connection.target.display, abortReason(error.reason), error.attemptsMade, error.lastError ?? error.reason, last);
       }
-      const made = (error as { attemptsMade?: number }).attemptsMade ?? 1;
-      const reason = connection.redactSecrets(errorMessage(error));
-      const failure = new ConnectionFailedError(connection.name, connection.target.display, made, error, reason, !isPermanent(error));
+      const made = error instanceof RetryGaveUpError ? error.attemptsMade : 1;
+      const cause = error instanceof RetryGaveUpError ? error.lastError : error;
+      const reason = connection.redactSecrets(errorMessage(cause));
+      const failure = new ConnectionFailedError(connection.name, connection.target.display, made, cause, reason, !isPermanent(cause));
       if (connection.critical) throw failure;
       this.logger.warn(
         `Connection "${connection.name}" (${connection.target.display}) failed after ${made} attempt${made === 1 ? '' : 's'}: ${reason}; ` +

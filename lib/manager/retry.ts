@@ -44,10 +44,21 @@ export class RetryAbortedError extends Error {
   }
 }
 
+/** retryWithBackoff's rejection when the attempts are used up or the error is permanent: the last error, and how many were made. */
+export class RetryGaveUpError extends Error {
+  override readonly name = 'RetryGaveUpError';
+  constructor(
+    readonly attemptsMade: number,
+    readonly lastError: unknown,
+  ) {
+    super('retries gave up');
+  }
+}
+
 /**
- * Runs `attempt` until it succeeds, the attempts are used up, or `isPermanent` says a retry cannot help: then rethrows
- * the last error, with `attemptsMade` on it. When `signal` aborts — between attempts or during one, which is then
- * left to its owner to cancel — it rejects at once with a `RetryAbortedError`.
+ * Runs `attempt` until it succeeds, the attempts are used up, or `isPermanent` says a retry cannot help: then rejects
+ * with a `RetryGaveUpError`. When `signal` aborts — between attempts or during one, which is then left to its owner
+ * to cancel — it rejects at once with a `RetryAbortedError`.
  */
 export async function retryWithBackoff<T>(
   attempt: (index: number) => Promise<T>,
@@ -63,9 +74,7 @@ export async function retryWithBackoff<T>(
     } catch (error) {
       if (error === ABORTED) throw new RetryAbortedError(index, lastError, signal!.reason);
       lastError = error;
-      if (index + 1 >= policy.attempts || options.isPermanent?.(error)) {
-        throw Object.assign(error instanceof Error ? error : new Error(String(error)), { attemptsMade: index + 1 });
-      }
+      if (index + 1 >= policy.attempts || options.isPermanent?.(error)) throw new RetryGaveUpError(index + 1, error);
       if (signal?.aborted) throw new RetryAbortedError(index + 1, lastError, signal.reason);
       const delay = backoffDelay(index, policy);
       options.onRetry?.(error, index, delay);
