@@ -211,10 +211,13 @@ export function abortKnexInUse(orm: MikroORM, hooks: KnexDialectHooks, config?: 
   const pool = poolOf(orm);
   if (!pool) return { inUse: 0, connecting: 0 };
   const connecting = pool.numPendingCreates() + (ownPingConnections.has(pool) ? 1 : 0);
-  const used = Array.isArray(pool.used) ? pool.used : [];
+  const used = Array.isArray(pool.used) ? [...pool.used] : [];
   for (const { resource } of used) {
     resource.__knex__disposed ??= 'aborted: the connection was closed at shutdown';
     hooks.destroySocket(resource);
+    // Taken back now: tarn's destroy() waits for every lent connection, and a holder that never returns (a native
+    // client callback awaiting something else) would hold close() forever. Its own release later is a no-op.
+    pool.release(resource);
   }
   if (connecting && config) hooks.destroyAllSockets?.(config);
   return { inUse: used.length, connecting };
