@@ -303,6 +303,8 @@ export class DbConnection {
     // Connects and pings in flight are the connection's own work: cancelled at once, not waited for.
     this.stopping.abort();
     await Promise.allSettled([this.inFlightPing, this.inFlightReconnect, ...this.inFlightConnects]);
+    // A macrotask turn: the acquires those cancelled pings left in the pool's queue are gone once it has passed.
+    await new Promise((resolve) => setImmediate(resolve));
     if (this.poolOpen) {
       await this.drain(drainMs);
       const { pending } = this.driver.gauges(this.orm, this.config);
