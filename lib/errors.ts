@@ -136,7 +136,7 @@ export class ConnectionAbortedError extends DbManagerError {
       `Connection "${connectionName}" (${target}): ${ABORTED_BY[reason](connectionName)} after ${attempts} attempt${attempts === 1 ? '' : 's'}${last}. ` +
         'Nothing was left open; connect again (DbManager.create() or add()) once the cause is fixed.',
       connectionName,
-      { cause },
+      cause === undefined ? undefined : { cause },
     );
     this.attempts = attempts;
     this.reason = reason;

@@ -118,8 +118,11 @@ export class DbManager {
       this.logger.log(`"${connection.name}" connected (${connection.target.display})`);
     } catch (error) {
       if (error instanceof RetryAbortedError) {
+        const why = abortReason(error.reason);
         const last = error.lastError === undefined ? undefined : connection.redactSecrets(errorMessage(error.lastError));
-        throw new ConnectionAbortedError(connection.name, connection.target.display, abortReason(error.reason), error.attemptsMade, error.lastError ?? error.reason, last);
+        // The cause is the last real connect error; before any attempt ended, the caller's own abort reason.
+        const cause = error.lastError ?? (why === 'signal' ? error.reason : undefined);
+        throw new ConnectionAbortedError(connection.name, connection.target.display, why, error.attemptsMade, cause, last);
       }
       const made = error instanceof RetryGaveUpError ? error.attemptsMade : 1;
       const cause = error instanceof RetryGaveUpError ? error.lastError : error;
@@ -248,7 +251,8 @@ export class DbManager {
     if (pending) {
       pending.stop.abort(REMOVED);
       await pending.done;
-      return;
+      // Unless it had just connected (too late to stop), the aborted add() has forgotten and closed it.
+      if (!this.connections.has(name)) return;
     }
     const connection = this.get(name);
     if (name === this.defaultName && this.connections.size > 1) {
