@@ -301,6 +301,7 @@ export async function pingKnex(orm: MikroORM, timeoutMs: number, hooks: KnexDial
   const client = knexOf(orm).client;
   const pool = client.pool;
   if (!pool) throw new Error('the connection pool is not open');
+  if (signal?.aborted) throw new Error('ping cancelled: the connection is closing');
   const sql = hooks.pingSql ?? 'select 1';
   const saturated = pool.numFree() === 0 && pool.numUsed() + pool.numPendingCreates() >= pool.max;
 
@@ -318,7 +319,6 @@ export async function pingKnex(orm: MikroORM, timeoutMs: number, hooks: KnexDial
   });
   // Closing the connection cancels its ping as a timeout would.
   const onAbort = () => stop(new Error('ping cancelled: the connection is closing'));
-  if (signal?.aborted) onAbort();
   signal?.addEventListener('abort', onAbort, { once: true });
 
   // Its own connection may outlive a timed-out ping until connect_timeout (an opening socket cannot be reached):
