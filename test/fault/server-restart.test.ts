@@ -112,6 +112,8 @@ describe('fault: PostgreSQL stopped and restarted', () => {
     );
     expect(failedAfterReady).toEqual([]);
     expect(afterReady.length).toBeGreaterThan(10);
+    // Nothing asked for while the server was down failed: it waited for the restart.
+    expect(failedWhileDown).toEqual([]);
     expect(waitedThroughOutage.length).toBeGreaterThan(0);
     expect(firstSuccess).toBeDefined();
   });

@@ -12,8 +12,10 @@ import { freePort } from '../support/free-port';
 // ConnectionFailedError printed, within the retry budget + 2 s — not exit 0 during a backoff. Only a process of its
 // own shows that (Vitest's workers keep the event loop alive), so each program runs as a user runs it, in a child.
 const ATTEMPTS = 3;
-const RETRY_DELAY_MS = 200;
-const RETRY_MAX_DELAY_MS = 400;
+// Backoffs (random up to 1 s) longer than anything else that happens to keep the loop alive for a moment (tarn's
+// 200 ms create-retry timer): with the backoff timer unref'd, the process then exits 0 in the middle of startup.
+const RETRY_DELAY_MS = 1_000;
+const RETRY_MAX_DELAY_MS = 1_000;
 const CONNECT_TIMEOUT_MS = 500;
 /** Every attempt may take connect_timeout, and each backoff is at most min(max, delay × 2^n). */
 const RETRY_BUDGET_MS =
@@ -114,9 +116,10 @@ const PROGRAMS: Program[] = [
     startMarker: /Starting Nest application/,
     run: (dsn) => {
       const file = join(dir, `config-${Math.random().toString(36).slice(2)}.yaml`);
+      // Both down: an analytics connection that was up would hold the event loop open with its pooled socket.
       const connections = {
         primary: { type: 'postgres', dsn, connect_timeout: `${CONNECT_TIMEOUT_MS}ms` },
-        analytics: { type: 'postgres', dsn: postgresUrl, max_open_conns: 2 },
+        analytics: { type: 'postgres', dsn, connect_timeout: `${CONNECT_TIMEOUT_MS}ms`, critical: false },
       };
       writeFileSync(file, stringify({ dbmanager: { default_connection: 'primary', ...managerConfig(connections) } }));
       return { args: ['sample-app/dist/main.js'], env: { DBM_CONFIG: file, PORT: '0' } };
