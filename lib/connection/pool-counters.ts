@@ -1,6 +1,9 @@
 import type { CloseReason, PoolObserver } from '../drivers/driver';
 
-/** Cumulative pool figures, fed by the driver's pool events; `forward` passes each event on (metrics, health). */
+/**
+ * Cumulative pool figures, fed by the driver's pool events; `forward` passes each event on (metrics, health) and
+ * answers the driver's questions to the connection.
+ */
 export class PoolCounters implements PoolObserver {
   waitCount = 0;
   waitDurationMs = 0;
@@ -9,14 +12,7 @@ export class PoolCounters implements PoolObserver {
   idleClosed = 0;
   maxIdleClosed = 0;
 
-  constructor(
-    private readonly forward: {
-      acquired(waitMs: number, waited: boolean): void;
-      acquireTimedOut(waitMs: number): void;
-      closed(reason: CloseReason): void;
-      connectionError(error: unknown): void;
-    },
-  ) {}
+  constructor(private readonly forward: PoolObserver) {}
 
   acquired(waitMs: number, waited: boolean): void {
     if (waited) {
@@ -43,5 +39,13 @@ export class PoolCounters implements PoolObserver {
 
   connectionError(error: unknown): void {
     this.forward.connectionError(error);
+  }
+
+  closedError(cause?: unknown): Error | undefined {
+    return this.forward.closedError(cause);
+  }
+
+  describeError(error: unknown): string {
+    return this.forward.describeError(error);
   }
 }

@@ -16,7 +16,10 @@ export interface PoolGauges {
   max: number;
 }
 
-/** What a driver reports about its pool as it happens; the connection counts it and forwards it to metrics. */
+/**
+ * What a driver reports about its pool as it happens (the connection counts it and forwards it to metrics), and what
+ * it asks of the connection that owns the pool.
+ */
 export interface PoolObserver {
   /** A caller got a connection after `waitMs`; `waited` is true when the pool was saturated when it asked. */
   acquired(waitMs: number, waited: boolean): void;
@@ -26,6 +29,18 @@ export interface PoolObserver {
   closed(reason: CloseReason): void;
   /** A pooled connection failed on its own (the server closed it, the network dropped). */
   connectionError(error: unknown): void;
+  /** Once the connection is closed, the `ConnectionClosedError` new work gets (with `cause`); undefined while it is open. */
+  closedError(cause?: unknown): Error | undefined;
+  /** An error's message as one line, with the connection's secrets masked: for messages built from driver errors. */
+  describeError(error: unknown): string;
+}
+
+/** What shutdown's last resort tore down. */
+export interface TornDown {
+  /** Connections still lent out to callers: their queries fail. */
+  inUse: number;
+  /** Connects still under way: nobody's work is lost. */
+  connecting: number;
 }
 
 /** The MikroORM options a driver derives from one connection's config, and the settings it cannot honour. */
@@ -70,13 +85,16 @@ export interface DbDriver {
   /** Called after each (re)connect: the pool is new, so listeners go on again. */
   attach(orm: MikroORM, config: ConnectionConfig, observer: PoolObserver): void;
   gauges(orm: MikroORM, config: ConnectionConfig): PoolGauges;
-  /** One round trip to the server, bounded by `timeoutMs`; a ping that times out is cancelled, not left queued. */
-  ping(orm: MikroORM, timeoutMs: number): Promise<void>;
+  /**
+   * One round trip to the server, bounded by `timeoutMs`; a ping that times out — or whose `signal` aborts (the
+   * connection is closing) — is cancelled, not left queued.
+   */
+  ping(orm: MikroORM, timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /**
    * Shutdown, once shutdown_timeout is spent: tears down connections still lent out and connects still under way,
-   * so the pool closes at once; returns their count (0: nothing was stuck).
+   * so the pool closes at once; says how many of each there were.
    */
-  abortInUse?(orm: MikroORM, config: ConnectionConfig): number;
+  abortInUse?(orm: MikroORM, config: ConnectionConfig): TornDown;
   /** Lends the raw driver client from the shared pool (or the current transaction's connection). */
   withNativeClient<T>(orm: MikroORM, em: EntityManager, fn: (client: unknown) => Promise<T> | T): Promise<T>;
   /** The query builder (SQL only). */

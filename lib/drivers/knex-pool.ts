@@ -2,34 +2,12 @@ import { Logger } from '@nestjs/common';
 import type { EntityManager, MikroORM, Options } from '@mikro-orm/core';
 import { TransactionContext } from '@mikro-orm/core';
 import type { ConnectionConfig } from '../config/config.types';
+import { AcquireTimeoutError } from '../errors';
 import type { QueryDone, QueryListener } from '../tracing/query-listener';
-import type { CloseReason, DbDriver, DerivedOrmOptions, PoolGauges, PoolObserver } from './driver';
+import type { CloseReason, DbDriver, DerivedOrmOptions, PoolGauges, PoolObserver, TornDown } from './driver';
+import { missingTarnInternals, type PooledConnection, rejectPendingAcquires, setCreateRetryDelay, type TarnPool } from './tarn-pool';
 
-/** A raw driver connection as knex's pool holds it, with the marks we put on it. */
-export interface PooledConnection {
-  __knex__disposed?: unknown;
-  __dbmCreatedAt?: number;
-  __dbmClose?: CloseReason;
-  on?(event: string, listener: (...args: unknown[]) => void): unknown;
-}
-
-/** The slice of tarn's pool this library reads (tarn 3 / knex 3). */
-interface TarnPool {
-  min: number;
-  max: number;
-  free: { resource: PooledConnection; settle(): void }[];
-  used: { resource: PooledConnection }[];
-  numUsed(): number;
-  numFree(): number;
-  numPendingAcquires(): number;
-  numPendingCreates(): number;
-  acquire(): { promise: Promise<PooledConnection>; abort(): void };
-  release(resource: PooledConnection): boolean;
-  check(): void;
-  destroy(): Promise<unknown>;
-  _destroy(resource: PooledConnection): Promise<unknown>;
-  on(event: string, listener: (...args: never[]) => void): void;
-}
+export type { PooledConnection } from './tarn-pool';
 
 /** The slice of a knex client this library reads. */
 interface KnexClient {
@@ -73,6 +51,8 @@ export interface KnexDialectHooks {
   destroyAllSockets?(config: ConnectionConfig): void;
   /** The statement a health ping runs. */
   pingSql?: string;
+  /** True for connect errors a retry cannot fix (bad password, unknown database, a refused protocol). */
+  isPermanentError(error: unknown): boolean;
 }
 
 /**
@@ -105,7 +85,9 @@ export function knexPoolOptions(config: ConnectionConfig, observer: PoolObserver
     reapIntervalMillis: Math.max(50, Math.min(1_000, Math.floor(idle / 4))),
     acquireTimeoutMillis: config.acquireTimeout || FOREVER,
     createTimeoutMillis: config.connectTimeout ? config.connectTimeout + 1_000 : FOREVER,
-    propagateCreateError: true,
+    // A failed connect does not fail a waiting caller: the pool retries with backoff (see attachKnexPool) while callers
+    // wait up to acquire_timeout, and a permanent error fails them all at once.
+    propagateCreateError: false,
     afterCreate: (connection: PooledConnection, done: (error: unknown, connection: unknown) => void) => {
       connection.__dbmCreatedAt = performance.now();
       connection.on?.('error', (error: unknown) => observer.connectionError(error));
@@ -174,7 +156,9 @@ export function attachKnexPool(orm: MikroORM, config: ConnectionConfig, observer
   const started = new Map<number, { at: number; saturated: boolean }>();
   let reaping = false;
   let destroying = false;
-  nameAcquireTimeouts(knexOf(orm).client, config);
+  warnOnceIfTarnDiffers(pool, config);
+  const creates = watchCreates(pool, hooks);
+  guardAcquires(knexOf(orm).client, config, observer, creates);
 
   pool.on('acquireRequest', (eventId: number) => {
     const saturated = pool.numFree() === 0 && pool.numUsed() + pool.numPendingCreates() >= pool.max;
@@ -220,19 +204,23 @@ export function attachKnexPool(orm: MikroORM, config: ConnectionConfig, observer
 /**
  * Shutdown's last resort once shutdown_timeout is spent: tears down what would keep the pool from closing —
  * connections still lent out (hung queries, open transactions; those fail) and connects still under way (a pending
- * create or a ping's own connection waits for connect_timeout otherwise). Returns how many there were; 0 leaves the
- * pool to close gracefully.
+ * create or a ping's own connection waits for connect_timeout otherwise). Nothing torn down leaves the pool to close
+ * gracefully.
  */
-export function abortKnexInUse(orm: MikroORM, hooks: KnexDialectHooks, config?: ConnectionConfig): number {
+export function abortKnexInUse(orm: MikroORM, hooks: KnexDialectHooks, config?: ConnectionConfig): TornDown {
   const pool = poolOf(orm);
-  if (!pool) return 0;
+  if (!pool) return { inUse: 0, connecting: 0 };
   const connecting = pool.numPendingCreates() + (ownPingConnections.has(pool) ? 1 : 0);
-  for (const { resource } of pool.used) {
+  const used = Array.isArray(pool.used) ? [...pool.used] : [];
+  for (const { resource } of used) {
     resource.__knex__disposed ??= 'aborted: the connection was closed at shutdown';
     hooks.destroySocket(resource);
+    // Taken back now: tarn's destroy() waits for every lent connection, and a holder that never returns (a native
+    // client callback awaiting something else) would hold close() forever. Its own release later is a no-op.
+    pool.release(resource);
   }
   if (connecting && config) hooks.destroyAllSockets?.(config);
-  return pool.used.length + connecting;
+  return { inUse: used.length, connecting };
 }
 
 /** Closes the longest-idle free connections beyond `maxIdle` (tarn keeps free connections oldest first). */
@@ -309,23 +297,29 @@ export function knexPoolGauges(orm: MikroORM, config: ConnectionConfig, hooks: K
  * or — when every connection is busy — opens one short-lived connection of its own. On timeout the pending acquire
  * is aborted and a hung connection's socket destroyed, so nothing stays queued and the server sees at most max + 1.
  */
-export async function pingKnex(orm: MikroORM, timeoutMs: number, hooks: KnexDialectHooks): Promise<void> {
+export async function pingKnex(orm: MikroORM, timeoutMs: number, hooks: KnexDialectHooks, signal?: AbortSignal): Promise<void> {
   const client = knexOf(orm).client;
   const pool = client.pool;
   if (!pool) throw new Error('the connection pool is not open');
+  if (signal?.aborted) throw new Error('ping cancelled: the connection is closing');
   const sql = hooks.pingSql ?? 'select 1';
   const saturated = pool.numFree() === 0 && pool.numUsed() + pool.numPendingCreates() >= pool.max;
 
   let timer: NodeJS.Timeout | undefined;
   let onTimeout: () => void = () => undefined;
+  let stop: (error: Error) => void = () => undefined;
   const timeout = new Promise<never>((_, reject) => {
-    if (!timeoutMs) return;
-    timer = setTimeout(() => {
+    stop = (error) => {
       onTimeout();
-      reject(new Error(`ping timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
+      reject(error);
+    };
+    if (!timeoutMs) return;
+    timer = setTimeout(() => stop(new Error(`ping timed out after ${timeoutMs} ms`)), timeoutMs);
     timer.unref();
   });
+  // Closing the connection cancels its ping as a timeout would.
+  const onAbort = () => stop(new Error('ping cancelled: the connection is closing'));
+  signal?.addEventListener('abort', onAbort, { once: true });
 
   // Its own connection may outlive a timed-out ping until connect_timeout (an opening socket cannot be reached):
   // one at a time, so the server sees at most max + 1, and pool.destroy() waits for it.
@@ -343,7 +337,10 @@ export async function pingKnex(orm: MikroORM, timeoutMs: number, hooks: KnexDial
   const pooledPing = async (): Promise<void> => {
     const pending = pool.acquire();
     onTimeout = () => pending.abort();
-    const connection = await pending.promise;
+    // The pool retries a failed connect for its waiting callers; a ping reports the first failure instead.
+    const onCreateFail = (_eventId: number, error: unknown) => stop(error instanceof Error ? error : new Error(String(error)));
+    pool.on('createFail', onCreateFail);
+    const connection = await pending.promise.finally(() => pool.removeListener('createFail', onCreateFail));
     onTimeout = () => {
       connection.__knex__disposed = 'health ping timed out';
       hooks.destroySocket(connection);
@@ -370,6 +367,7 @@ export async function pingKnex(orm: MikroORM, timeoutMs: number, hooks: KnexDial
     await Promise.race([ping, timeout]);
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
     ping.catch(() => undefined);
   }
 }
@@ -397,35 +395,89 @@ export async function withKnexNativeClient<T>(orm: MikroORM, em: EntityManager, 
   }
 }
 
+/** Longest idle time allowed between a failed connect and the pool's next try; it doubles from the first one. */
+const CREATE_RETRY_FIRST_MS = 100;
+const CREATE_RETRY_MAX_MS = 2_000;
+
+/** What the pool's recent connects tell: the last failure since the last success, if any. */
+interface CreateOutcomes {
+  lastFailure(): unknown;
+}
+
 /**
- * Knex's acquire timeout says only "the pool is probably full": every access path (EM, Knex, native) gets an error
- * that names the connection and says what to do instead.
+ * Retries failed connects with backoff (jittered, doubling from 100 ms to 2 s) instead of tarn's fixed 200 ms, and
+ * fails every waiting caller at once when the failure is permanent (wrong password, unknown database): waiting
+ * would not help them.
  */
-function nameAcquireTimeouts(client: KnexClient, config: ConnectionConfig): void {
+function watchCreates(pool: TarnPool, hooks: KnexDialectHooks): CreateOutcomes {
+  let failures = 0;
+  let last: unknown;
+  pool.on('createFail', (_eventId: number, error: unknown) => {
+    failures++;
+    last = error;
+    const ceiling = Math.min(CREATE_RETRY_MAX_MS, CREATE_RETRY_FIRST_MS * 2 ** Math.min(failures - 1, 10));
+    setCreateRetryDelay(pool, Math.round(ceiling * (0.5 + Math.random() / 2)));
+    if (hooks.isPermanentError(error)) rejectPendingAcquires(pool, error);
+  });
+  pool.on('createSuccess', () => {
+    failures = 0;
+    last = undefined;
+  });
+  return { lastFailure: () => last };
+}
+
+/**
+ * Every access path (EM, Knex, native) acquires through the knex client: there, an acquire timeout becomes an
+ * `AcquireTimeoutError` naming the connection (with the connect error that kept the pool from growing as its cause),
+ * and a closed connection refuses with its `ConnectionClosedError`.
+ */
+function guardAcquires(client: KnexClient, config: ConnectionConfig, observer: PoolObserver, creates: CreateOutcomes): void {
   const acquire = client.acquireConnection.bind(client);
+  const asOurs = (error: unknown): unknown => {
+    const closed = observer.closedError(error);
+    if (closed) return closed;
+    if ((error as Error)?.name !== 'KnexTimeoutError') return error;
+    const cause = creates.lastFailure();
+    return new AcquireTimeoutError(
+      config.name,
+      config.acquireTimeout,
+      client.pool?.max ?? config.maxOpenConns,
+      cause === undefined ? undefined : { error: cause, message: observer.describeError(cause) },
+    );
+  };
   // A rejection handler, not an async wrapper: no extra tick on the (hot) success path.
-  client.acquireConnection = () =>
-    acquire().catch((error: unknown) => {
-      if ((error as Error).name === 'KnexTimeoutError') {
-        (error as Error).message =
-          `Connection "${config.name}": timed out after ${config.acquireTimeout} ms (acquire_timeout) waiting for a pooled connection, ` +
-          `all ${client.pool?.max ?? config.maxOpenConns} being in use. Raise max_open_conns or acquire_timeout, or find what holds ` +
-          'connections (long transactions, a query run outside the transaction it waits for).';
-      }
-      throw error;
+  client.acquireConnection = () => {
+    const closed = observer.closedError();
+    if (closed) return Promise.reject(closed);
+    return acquire().catch((error: unknown) => {
+      throw asOurs(error);
     });
+  };
+}
+
+const warnedConfigs = new WeakSet<ConnectionConfig>();
+
+/** One warning per connection when the tarn under knex is not the one this library reads the internals of. */
+function warnOnceIfTarnDiffers(pool: TarnPool, config: ConnectionConfig): void {
+  const missing = missingTarnInternals(pool);
+  if (!missing.length || warnedConfigs.has(config)) return;
+  warnedConfigs.add(config);
+  new Logger(`DbManager:${config.name}`).warn(`this tarn release lacks what the library relies on, so: ${missing.join('; ')}. Install tarn 3 (knex 3 ships it).`);
 }
 
 /** The pool half of a `DbDriver` that every knex-based database shares; each driver adds its options, target and errors. */
-export function knexDriverMethods(hooks: KnexDialectHooks): Pick<DbDriver, 'family' | 'attach' | 'gauges' | 'ping' | 'abortInUse' | 'withNativeClient' | 'knex' | 'observeQueries'> {
+export function knexDriverMethods(
+  hooks: KnexDialectHooks,
+): Pick<DbDriver, 'family' | 'attach' | 'gauges' | 'ping' | 'abortInUse' | 'withNativeClient' | 'knex' | 'observeQueries' | 'isPermanentError'> {
   return {
     family: 'sql',
     attach: (orm, config, observer) => attachKnexPool(orm, config, observer, hooks),
     gauges: (orm, config) => knexPoolGauges(orm, config, hooks),
-    ping: (orm, timeoutMs) => pingKnex(orm, timeoutMs, hooks),
+    ping: (orm, timeoutMs, signal) => pingKnex(orm, timeoutMs, hooks, signal),
     abortInUse: (orm, config) => abortKnexInUse(orm, hooks, config),
     withNativeClient: (orm, em, fn) => withKnexNativeClient(orm, em, fn),
     knex: (orm) => knexOf(orm),
     observeQueries: (orm, listener) => observeKnexQueries(orm, listener),
+    isPermanentError: (error) => hooks.isPermanentError(error),
   };
 }

@@ -199,7 +199,7 @@ export const mongodbDriver: DbDriver = {
   // MongoClient.close() interrupts the operations still holding a connection; this only reports how many there are.
   abortInUse(orm) {
     const client = clientIfOpen(orm);
-    return (client && MongoPoolTracker.of(client)?.gauges().inUse) || 0;
+    return { inUse: (client && MongoPoolTracker.of(client)?.gauges().inUse) || 0, connecting: 0 };
   },
 
   /**

@@ -36,6 +36,12 @@ const hooks: KnexDialectHooks = {
   },
   // close() destroys the socket at once and fails the running request with ECLOSE (no round trip to a hung server).
   destroySocket: (connection) => (connection as TediousConnection).close(),
+  isPermanentError(error) {
+    // Login failed (18456), or the database cannot be opened: tedious reports both as ELOGIN, flagging the
+    // transient ones (Azure failover, throttling) that a retry can fix.
+    const { code, isTransient } = (error ?? {}) as { code?: unknown; isTransient?: unknown };
+    return (code === 'ELOGIN' && isTransient !== true) || code === 'EENCRYPT';
+  },
 };
 
 /**
@@ -157,11 +163,4 @@ export const mssqlDriver: DbDriver = {
     attachKnexPool(orm, config, observer, hooks);
   },
   watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchRequests(listener), ['execSql', 'execSqlBatch', 'callProcedure']),
-
-  isPermanentError(error) {
-    // Login failed (18456), or the database cannot be opened: tedious reports both as ELOGIN, flagging the
-    // transient ones (Azure failover, throttling) that a retry can fix.
-    const { code, isTransient } = (error ?? {}) as { code?: unknown; isTransient?: unknown };
-    return (code === 'ELOGIN' && isTransient !== true) || code === 'EENCRYPT';
-  },
 };

@@ -75,6 +75,10 @@ function hooksFor(library: MySqlClientLibrary): KnexDialectHooks {
       }
     },
     destroySocket: (connection) => library.destroySocket(connection as MySqlFamilyConnection),
+    isPermanentError(error) {
+      const { errno, code } = (error ?? {}) as { errno?: unknown; code?: unknown };
+      return (typeof errno === 'number' && PERMANENT_ERRNOS.has(errno)) || (typeof code === 'string' && PERMANENT_CODES.has(code));
+    },
   };
 }
 
@@ -139,10 +143,5 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
     ...knexDriverMethods(hooks),
     // Both callback APIs report a statement's end only through the callback: calls without one run untraced.
     watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, false), ['query', 'execute']),
-
-    isPermanentError(error) {
-      const { errno, code } = (error ?? {}) as { errno?: unknown; code?: unknown };
-      return (typeof errno === 'number' && PERMANENT_ERRNOS.has(errno)) || (typeof code === 'string' && PERMANENT_CODES.has(code));
-    },
   };
 }

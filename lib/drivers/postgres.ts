@@ -7,8 +7,12 @@ import { type DbDriver, importDriverPackage, type PoolObserver } from './driver'
 import { type KnexDialectHooks, knexDriverMethods, knexServerOptions } from './knex-pool';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 
-/** SQLSTATEs a retry cannot fix: bad credentials, no such database, not allowed to connect. */
-const PERMANENT_SQLSTATES = new Set(['28P01', '28000', '3D000', '42501']);
+/**
+ * SQLSTATEs a retry cannot fix: bad credentials, no such database, not allowed to connect, and a startup the server
+ * (or PgBouncer: `unsupported startup parameter`) refuses as a protocol violation or an unsupported feature.
+ * 53300 (too many connections) is not one: the server can free a slot.
+ */
+const PERMANENT_SQLSTATES = new Set(['28P01', '28000', '3D000', '42501', '08P01', '0A000']);
 
 /** How `sslmode` maps onto node-postgres' `ssl` option (pg has no "prefer": we do not silently downgrade). */
 function sslOption(config: ConnectionConfig): false | { rejectUnauthorized: boolean } | undefined {
@@ -50,6 +54,10 @@ const hooks: KnexDialectHooks = {
   },
   destroyAllSockets(config) {
     for (const socket of openSockets.get(config) ?? []) socket.destroy();
+  },
+  isPermanentError(error) {
+    const code = (error as { code?: unknown })?.code;
+    return typeof code === 'string' && PERMANENT_SQLSTATES.has(code);
   },
 };
 
@@ -98,10 +106,5 @@ export const postgresDriver: DbDriver = {
 
   ...knexDriverMethods(hooks),
   watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, true), ['query']),
-
-  isPermanentError(error) {
-    const code = (error as { code?: unknown })?.code;
-    return typeof code === 'string' && PERMANENT_SQLSTATES.has(code);
-  },
 };
 

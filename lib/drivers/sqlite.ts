@@ -27,6 +27,10 @@ const hooks: KnexDialectHooks = {
   destroySocket(connection) {
     (connection as unknown as Sqlite3Database).interrupt();
   },
+  isPermanentError(error) {
+    const code = (error as { code?: unknown })?.code;
+    return typeof code === 'string' && PERMANENT_CODES.has(code);
+  },
 };
 
 export const sqliteDriver: DbDriver = {
@@ -55,9 +59,4 @@ export const sqliteDriver: DbDriver = {
   ...knexDriverMethods(hooks),
   // sqlite3 reports the end of a statement only through its callback: calls without one run untraced.
   watchNativeClient: (client, listener) => withMethodsReplaced(client as object, watchQueryMethod(listener, false), ['run', 'get', 'all', 'exec']),
-
-  isPermanentError(error) {
-    const code = (error as { code?: unknown })?.code;
-    return typeof code === 'string' && PERMANENT_CODES.has(code);
-  },
 };

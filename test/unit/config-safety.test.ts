@@ -140,7 +140,7 @@ describe('DSN query parameters are validated exactly like the fields they stand 
   });
 
   describe("every driver's sslmode mapping is exhaustive: an unexpected value (a config built by hand) is refused, never no TLS", () => {
-    const observer: PoolObserver = { acquired: () => undefined, acquireTimedOut: () => undefined, closed: () => undefined, connectionError: () => undefined };
+    const observer: PoolObserver = { acquired: () => undefined, acquireTimedOut: () => undefined, closed: () => undefined, connectionError: () => undefined, closedError: () => undefined, describeError: String };
     const schemes = { postgres: 'postgres', mysql: 'mysql', mariadb: 'mariadb', mssql: 'sqlserver' } as const;
     const tlsOf = (type: keyof typeof schemes, config: ConnectionConfig) => {
       const connection = (driverFor(type).ormOptions(config, observer).options.driverOptions as { connection: Record<string, unknown> }).connection;
