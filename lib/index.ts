@@ -1,5 +1,5 @@
 export { DbManagerModule, type DbManagerModuleAsyncOptions, type DbManagerModuleOptions, type DbManagerOptionsFactory } from './db-manager.module';
-export { DbManager, type DbManagerStats } from './manager/db-manager';
+export { DbManager, type DbManagerCreateOptions, type DbManagerStats } from './manager/db-manager';
 export { DbConnection } from './connection/db-connection';
 export { DbHealthIndicator, type DbHealthCheckOptions, type DbHealthDetails } from './health/db-health.indicator';
 export { DbManagerMetrics, METRIC, ACQUIRE_BUCKETS, HEALTH_CHECK_BUCKETS } from './metrics';
@@ -14,6 +14,9 @@ export { dbManagerYamlConfig, readDbManagerYaml } from './config/yaml-config';
 export { parseDuration } from './config/duration';
 export type * from './config/config.types';
 export {
+  AcquireTimeoutError,
+  type ConnectAbortReason,
+  ConnectionAbortedError,
   ConnectionClosedError,
   ConnectionFailedError,
   ConnectionNotFoundError,

@@ -17,6 +17,15 @@ const FOREVER = 2_147_483_647;
 const DSN_OPTIONS = ['encrypt', 'trustServerCertificate', 'instanceName'];
 
 
+/**
+ * Login failed (18456), or the database cannot be opened: tedious reports both as ELOGIN, flagging the transient ones
+ * (Azure failover, throttling) that a retry can fix; and a TLS our check refused.
+ */
+function isPermanentError(error: unknown): boolean {
+  const { code, isTransient } = (error ?? {}) as { code?: unknown; isTransient?: unknown };
+  return (code === 'ELOGIN' && isTransient !== true) || code === 'EENCRYPT';
+}
+
 /** A tedious Request as far as watching it goes: its SQL, and the callback tedious calls when it ends. */
 interface TediousRequest {
   sqlTextOrProcedure?: unknown;
@@ -68,6 +77,7 @@ export function mssqlTls(config: ConnectionConfig): Record<string, unknown> {
 function mssqlDialect(config: ConnectionConfig): KnexDialect {
   return {
     singleConnection: false,
+    isPermanentError,
     connectionSettings(user) {
       // knex spreads `connection.options` last into tedious' options, so ours go there.
       const options: Record<string, unknown> = {
@@ -133,10 +143,5 @@ export const mssqlDriver: DbDriver = {
 
   open: (orm, context) => KnexSession.open(orm, context, mssqlDialect(context.config)),
 
-  isPermanentError(error) {
-    // Login failed (18456), or the database cannot be opened: tedious reports both as ELOGIN, flagging the
-    // transient ones (Azure failover, throttling) that a retry can fix.
-    const { code, isTransient } = (error ?? {}) as { code?: unknown; isTransient?: unknown };
-    return (code === 'ELOGIN' && isTransient !== true) || code === 'EENCRYPT';
-  },
+  isPermanentError,
 };
