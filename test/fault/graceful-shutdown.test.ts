@@ -112,7 +112,7 @@ describe('fault: graceful shutdown', () => {
     onTestFinished(() => proxy.forward());
     // Not critical: it starts down, and the reconnect loop (1 ms backoff) is nearly always inside a 2 s attempt.
     const manager = await DbManager.create(
-      config('10s', { critical: false, connect_timeout: '2s', health_check_timeout: '2s' }, { retry_delay: '1ms', retry_max_delay: '5ms' }),
+      config('10s', { critical: false, connect_timeout: '2s', health_check_timeout: '2s' }, { retry_delay: '10ms', retry_max_delay: '10ms' }),
     );
     await waitFor(() => proxy.openSockets >= 1, 2_000, 'a reconnect attempt connecting to the black hole');
 
