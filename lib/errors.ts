@@ -121,21 +121,89 @@ export class NoDefaultConnectionError extends DbManagerError {
 export class ConnectionFailedError extends DbManagerError {
   override readonly name = 'ConnectionFailedError';
   readonly attempts: number;
-  constructor(connectionName: string, target: string, attempts: number, cause: unknown, reason: string) {
+  /** False when the cause is one a retry cannot fix (bad password, unknown database, a refused protocol), so it was tried once. */
+  readonly retryable: boolean;
+  constructor(connectionName: string, target: string, attempts: number, cause: unknown, reason: string, retryable = true) {
+    const kind = retryable
+      ? `This error can pass (the server may come back or free a connection); all ${attempts} attempt${attempts === 1 ? '' : 's'} (retry_attempts) failed.`
+      : 'A retry cannot fix this error, so it was tried once.';
     super(
-      `Connection "${connectionName}" (${target}) failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${reason}. ` +
+      `Connection "${connectionName}" (${target}) failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${reason}. ${kind} ` +
         'Check that the server is reachable and the credentials are right, or mark the connection critical: false to start without it.',
       connectionName,
       { cause },
     );
     this.attempts = attempts;
+    this.retryable = retryable;
+  }
+}
+
+/** Why connecting stopped before it succeeded or ran out of attempts. */
+export type ConnectAbortReason = 'signal' | 'removed' | 'closed';
+
+const ABORTED_BY: Record<ConnectAbortReason, (name: string) => string> = {
+  signal: () => 'startup was aborted (the signal given to DbManager.create() fired)',
+  removed: (name) => `add() was aborted by remove("${name}")`,
+  closed: () => 'connecting was aborted because the DbManager is closing',
+};
+
+/**
+ * Connecting was stopped while it was still retrying: `DbManager.create()`'s signal fired, `remove(name)` was called
+ * during `add(name)`, or the manager was closed. `cause` is the last real connect error (if an attempt had failed).
+ */
+export class ConnectionAbortedError extends DbManagerError {
+  override readonly name = 'ConnectionAbortedError';
+  readonly attempts: number;
+  readonly reason: ConnectAbortReason;
+  constructor(connectionName: string, target: string, reason: ConnectAbortReason, attempts: number, cause: unknown, lastError: string | undefined) {
+    const last = lastError ? `; the last attempt failed with: ${lastError}` : '';
+    super(
+      `Connection "${connectionName}" (${target}): ${ABORTED_BY[reason](connectionName)} after ${attempts} attempt${attempts === 1 ? '' : 's'}${last}. ` +
+        'Nothing was left open; connect again (DbManager.create() or add()) once the cause is fixed.',
+      connectionName,
+      cause === undefined ? undefined : { cause },
+    );
+    this.attempts = attempts;
+    this.reason = reason;
   }
 }
 
 /** An operation was refused because the connection or manager is closed. */
 export class ConnectionClosedError extends DbManagerError {
   override readonly name = 'ConnectionClosedError';
-  constructor(connectionName: string) {
-    super(`Connection "${connectionName}" is closed. Get a live connection from DbManager.get() (or add() it again).`, connectionName);
+  /** What is closed: this connection, or the whole manager. */
+  readonly closed: 'connection' | 'manager';
+  constructor(connectionName: string, closed: 'connection' | 'manager' = 'connection', options?: { cause?: unknown }) {
+    super(
+      closed === 'manager'
+        ? `Cannot add connection "${connectionName}": the DbManager is closed. Create a new manager (DbManager.create() or a new app) to connect again.`
+        : `Connection "${connectionName}" is closed. Get a live connection from DbManager.get() (or add() it again).`,
+      connectionName,
+      options,
+    );
+    this.closed = closed;
+  }
+}
+
+/**
+ * No pooled connection became available within `acquire_timeout`. When the pool could not open new connections
+ * meanwhile (server at its connection limit, refused, timed out), `cause` is the last of those errors.
+ */
+export class AcquireTimeoutError extends DbManagerError {
+  override readonly name = 'AcquireTimeoutError';
+  readonly timeoutMs: number;
+  constructor(connectionName: string, timeoutMs: number, max: number, cause?: { error: unknown; message: string }) {
+    super(
+      cause
+        ? `Connection "${connectionName}": timed out after ${timeoutMs} ms (acquire_timeout) waiting for a pooled connection; ` +
+            `the pool could not open new ones meanwhile: ${cause.message}. Check the server's connection limit and what else holds ` +
+            'connections to it, or raise acquire_timeout.'
+        : `Connection "${connectionName}": timed out after ${timeoutMs} ms (acquire_timeout) waiting for a pooled connection, ` +
+            `all ${max} being in use. Raise max_open_conns or acquire_timeout, or find what holds connections (long transactions, ` +
+            'a query run outside the transaction it waits for).',
+      connectionName,
+      cause ? { cause: cause.error } : undefined,
+    );
+    this.timeoutMs = timeoutMs;
   }
 }

@@ -1,6 +1,6 @@
 import './runtime-guard';
 export { DbManagerModule, type DbManagerModuleAsyncOptions, type DbManagerModuleOptions, type DbManagerOptionsFactory } from './db-manager.module';
-export { DbManager, type DbManagerStats } from './manager/db-manager';
+export { DbManager, type DbManagerCreateOptions, type DbManagerStats } from './manager/db-manager';
 export { DbConnection } from './connection/db-connection';
 export type { KnexQueryBuilder, KyselyQueryBuilder } from './query-builders';
 export { DbHealthIndicator, type DbHealthCheckOptions, type DbHealthDetails } from './health/db-health.indicator';
@@ -17,6 +17,9 @@ export { parseDuration } from './config/duration';
 export { mikroOrm as mikroOrmVersion, type MikroOrmMajor } from './mikro-orm-version';
 export type * from './config/config.types';
 export {
+  AcquireTimeoutError,
+  type ConnectAbortReason,
+  ConnectionAbortedError,
   ConnectionClosedError,
   ConnectionFailedError,
   ConnectionNotFoundError,

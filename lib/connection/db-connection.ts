@@ -3,9 +3,10 @@ import { inspect, type InspectOptions } from 'node:util';
 import { Logger } from '@nestjs/common';
 import { type EntityManager, MikroORM, type Options } from '@mikro-orm/core';
 import type { ConnectionConfig, DatabaseType } from '../config/config.types';
+import { keepOurErrorsThroughTheOrm } from '../drivers/adapters/mikro-orm';
 import type { DbDriver, DriverSession } from '../drivers/driver';
 import { driverFor } from '../drivers/registry';
-import { ConnectionClosedError, NotMongoDatabaseError, NotSqlDatabaseError, QueryBuilderUnavailableError } from '../errors';
+import { ConnectionClosedError, DbManagerError, NotMongoDatabaseError, NotSqlDatabaseError, QueryBuilderUnavailableError } from '../errors';
 import { mikroOrm } from '../mikro-orm-version';
 import type { KnexQueryBuilder, KyselyQueryBuilder } from '../query-builders';
 import { logConnectionEvents, queryLog } from '../tracing/connection-log';
@@ -39,6 +40,14 @@ export class DbConnection {
   private reconnectCount = 0;
   private inFlightPing?: Promise<ConnectionHealth>;
   private inFlightReconnect?: Promise<boolean>;
+  /** connect() attempts under way (close() cancels them and waits for them to settle). */
+  private readonly inFlightConnects = new Set<Promise<void>>();
+  /** Aborted by close(): cancels connects and pings in flight. */
+  private readonly stopping = new AbortController();
+  /** Set once the pool is being torn down: from then on every access path refuses with ConnectionClosedError. */
+  private refusing = false;
+  /** The causes logged during the current down spell, so a new lasting cause (28P01 after 57P01) is logged once. */
+  private downCauses = new Set<string>();
   private closing?: Promise<void>;
   private readonly emitter = new EventEmitter();
   private readonly counters: PoolCounters;
@@ -96,6 +105,8 @@ export class DbConnection {
       logger: mikroOrm.logger ?? ((message: string) => logger.log(message)),
     } as Options);
     self = new DbConnection(config, driver, orm, counters);
+    const connection = self;
+    keepOurErrorsThroughTheOrm(orm, (error) => error instanceof DbManagerError, (cause) => connection.closedError(cause), (m) => connection.logger.warn(m));
     if (config.enableLogging) logConnectionEvents(self, self.logger);
     for (const line of notApplicable) self.logger.warn(line);
     return self;
@@ -123,6 +134,7 @@ export class DbConnection {
 
   /** The EntityManager: inside a request it resolves to that request's fork; outside one, use `em.fork()`. */
   get em(): EntityManager {
+    this.assertOpen();
     return this.orm.em;
   }
 
@@ -163,9 +175,9 @@ export class DbConnection {
       throw family === 'sql' ? new NotSqlDatabaseError(this.name, this.type, what) : new NotMongoDatabaseError(this.name, this.type);
     }
     if (!this.session) {
-      const what = family === 'mongo' ? 'the MongoDB client' : 'the connection pool';
+      const pool = family === 'mongo' ? 'the MongoDB client' : 'the connection pool';
       throw new Error(
-        `Connection "${this.name}": ${what} is not open, as the server has not been reachable yet` +
+        `Connection "${this.name}": ${pool} is not open, as the server has not been reachable yet` +
           `${this.lastFailure ? ` (${this.lastFailure})` : ''}. Wait until the connection is up (its status, or healthCheck()).`,
       );
     }
@@ -177,7 +189,13 @@ export class DbConnection {
    * Throws the driver's error (the manager decides whether to retry).
    */
   async connect(): Promise<void> {
-    return this.traced('dbmanager.connect', () => this.connectOnce());
+    const attempt = this.traced('dbmanager.connect', () => this.connectOnce());
+    this.inFlightConnects.add(attempt);
+    try {
+      return await attempt;
+    } finally {
+      this.inFlightConnects.delete(attempt);
+    }
   }
 
   private async connectOnce(): Promise<void> {
@@ -185,7 +203,7 @@ export class DbConnection {
     try {
       // Inside the try: MongoDB reaches the server while opening its pool, and that failure is a "down" too.
       const session = await this.openPool();
-      await session.ping(this.config.connectTimeout || this.config.healthCheckTimeout);
+      await session.ping(this.config.connectTimeout || this.config.healthCheckTimeout, this.stopping.signal);
     } catch (error) {
       this.recordFailure(error);
       throw error;
@@ -227,7 +245,7 @@ export class DbConnection {
     let result: ConnectionHealth;
     try {
       const session = await this.openPool();
-      await session.ping(timeout);
+      await session.ping(timeout, this.stopping.signal);
       result = { status: 'up', responseTimeMs: round(performance.now() - started) };
       this.recordSuccess();
       // Whoever pinged (the loop, a reconnect attempt, /health), coming back from down is one reconnect.
@@ -312,20 +330,31 @@ export class DbConnection {
   }
 
   private async shutdown(drainMs: number): Promise<void> {
+    const started = performance.now();
     this.setStatus('closed');
-    await Promise.allSettled([this.inFlightPing, this.inFlightReconnect]);
+    // Connects and pings in flight are the connection's own work: cancelled at once, not waited for.
+    this.stopping.abort();
+    await Promise.allSettled([this.inFlightPing, this.inFlightReconnect, ...this.inFlightConnects]);
+    // A macrotask turn: the acquires those cancelled pings left in the pool's queue are gone once it has passed.
+    await new Promise((resolve) => setImmediate(resolve));
     const session = this.session;
     if (session) {
       await this.drain(session, drainMs);
+      const { pending } = session.gauges();
       this.session = undefined;
-      const aborted = session.abort();
-      if (aborted) {
+      this.refusing = true;
+      const torn = session.abort();
+      // Only callers' work is worth a warning; a connect under way is torn down silently.
+      if (torn.inUse || pending) {
+        const waiting = pending ? `, ${pending} caller(s) still waiting for one` : '';
         this.logger.warn(
-          `${aborted} connection(s) still busy or connecting after ${Math.round(drainMs)} ms (shutdown_timeout): torn down, their queries fail`,
+          `${torn.inUse} connection(s) still busy after ${Math.round(performance.now() - started)} ms (shutdown_timeout)${waiting}: ` +
+            'torn down, their queries fail',
         );
       }
       await session.close().catch((error) => this.logger.warn(`closing the pool failed: ${this.redact(errorMessage(error))}`));
     }
+    this.refusing = true;
     this.emitter.removeAllListeners();
   }
 
@@ -339,8 +368,14 @@ export class DbConnection {
     while (busy()) {
       const left = deadline - performance.now();
       if (left <= 0) return;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, left)).unref());
+      // Keeps the process alive: close() awaits it.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, left)));
     }
+  }
+
+  /** Once the pool is being torn down, the error every access path gets; undefined before. */
+  private closedError(cause?: unknown): ConnectionClosedError | undefined {
+    return this.refusing ? new ConnectionClosedError(this.name, 'connection', cause === undefined ? undefined : { cause }) : undefined;
   }
 
   /** Masks this connection's secrets in a text. */
@@ -361,6 +396,8 @@ export class DbConnection {
         config: this.config,
         observer: this.counters,
         queries: this.queries,
+        closedError: (cause) => this.closedError(cause),
+        describeError: (error) => this.redact(errorMessage(error)),
         warn: (message) => {
           if (this.warned.has(message)) return;
           this.warned.add(message);
@@ -384,16 +421,26 @@ export class DbConnection {
     const message = this.redact(errorMessage(error));
     this.lastCheck = new Date();
     this.lastFailure = message;
-    this.setStatus('down', message);
+    if (this.currentStatus === 'down') this.logNewCause(message);
+    else this.setStatus('down', message);
     return message;
+  }
+
+  /** While down, each new cause is logged once: the one that lasts (a rotated password) may follow another. */
+  private logNewCause(message: string): void {
+    if (this.downCauses.has(message) || this.downCauses.size >= MAX_LOGGED_DOWN_CAUSES) return;
+    this.downCauses.add(message);
+    this.logger.warn(`is still down, now: ${message}`);
   }
 
   private setStatus(next: ConnectionStatus, error?: string): void {
     const previous = this.currentStatus;
     if (previous === next || previous === 'closed') return;
     this.currentStatus = next;
-    if (next === 'down') this.logger.warn(`is down: ${error ?? 'unknown error'}`);
-    else if (next === 'up' && previous === 'down') this.logger.log('is up again');
+    if (next === 'down') {
+      this.downCauses = new Set([error ?? 'unknown error']);
+      this.logger.warn(`is down: ${error ?? 'unknown error'}`);
+    } else if (next === 'up' && previous === 'down') this.logger.log('is up again');
     this.emit('status', next, previous, error);
   }
 
@@ -415,6 +462,9 @@ const OWN_TIMEOUT_SLACK_MS = 5;
 
 /** How often close() looks whether lent-out connections came back. */
 const DRAIN_POLL_MS = 10;
+
+/** Distinct causes logged per down spell at most (a flapping error must not flood the log). */
+const MAX_LOGGED_DOWN_CAUSES = 10;
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;

@@ -9,14 +9,7 @@ export class PoolCounters implements PoolObserver {
   idleClosed = 0;
   maxIdleClosed = 0;
 
-  constructor(
-    private readonly forward: {
-      acquired(waitMs: number, waited: boolean): void;
-      acquireTimedOut(waitMs: number): void;
-      closed(reason: CloseReason): void;
-      connectionError(error: unknown): void;
-    },
-  ) {}
+  constructor(private readonly forward: PoolObserver) {}
 
   acquired(waitMs: number, waited: boolean): void {
     if (waited) {

@@ -21,8 +21,20 @@ export interface SessionContext {
   readonly observer: PoolObserver;
   /** Told about every query (tracing, query logging); undefined when both are off, so nothing is attached. */
   readonly queries?: QueryListener;
+  /** Once the connection is closed, the `ConnectionClosedError` new work gets (with `cause`); undefined while it is open. */
+  closedError(cause?: unknown): Error | undefined;
+  /** An error's message as one line, the connection's secrets masked: for messages built from driver errors. */
+  describeError(error: unknown): string;
   /** A dependency lacks a shape an adapter needs and the feature degrades: said once, as a warning. */
   warn(message: string): void;
+}
+
+/** What shutdown's last resort tore down. */
+export interface TornDown {
+  /** Connections still lent out to callers: their queries fail. */
+  inUse: number;
+  /** Connects still under way: nobody's work is lost. */
+  connecting: number;
 }
 
 /**
@@ -32,8 +44,11 @@ export interface SessionContext {
 export interface DriverSession {
   /** Live pool gauges. */
   gauges(): PoolGauges;
-  /** One round trip to the server, bounded by `timeoutMs`; a ping that times out is cancelled, not left queued. */
-  ping(timeoutMs: number): Promise<void>;
+  /**
+   * One round trip to the server, bounded by `timeoutMs`; a ping that times out — or whose `signal` aborts (the
+   * connection is closing) — is cancelled, not left queued.
+   */
+  ping(timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /** Lends the raw driver client from the shared pool (or the current transaction's connection) for `fn`. */
   withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T>;
   /** The Knex query builder on this pool, for SQL sessions on MikroORM 6. */
@@ -44,9 +59,9 @@ export interface DriverSession {
   mongo?(): unknown;
   /**
    * Shutdown, once shutdown_timeout is spent: tears down connections still lent out and connects still under way,
-   * so the pool closes at once; returns their count (0: nothing was stuck).
+   * so the pool closes at once; says how many of each there were.
    */
-  abort(): number;
+  abort(): TornDown;
   /** Closes the pool and MikroORM's connection on it. */
   close(): Promise<void>;
 }

@@ -18,6 +18,15 @@ const FOREVER = 2_147_483_647;
 const DSN_OPTIONS = ['encrypt', 'trustServerCertificate', 'instanceName'];
 
 
+/**
+ * Login failed (18456), or the database cannot be opened: tedious reports both as ELOGIN, flagging the transient ones
+ * (Azure failover, throttling) that a retry can fix; and a TLS our check refused.
+ */
+function isPermanentError(error: unknown): boolean {
+  const { code, isTransient } = (error ?? {}) as { code?: unknown; isTransient?: unknown };
+  return (code === 'ELOGIN' && isTransient !== true) || code === 'EENCRYPT';
+}
+
 /** A tedious Request as far as watching it goes: its SQL, and the callback tedious calls when it ends. */
 interface TediousRequest {
   sqlTextOrProcedure?: unknown;
@@ -69,6 +78,7 @@ export function mssqlTls(config: ConnectionConfig): Record<string, unknown> {
 function mssqlDialect(config: ConnectionConfig): KnexDialect {
   return {
     singleConnection: false,
+    isPermanentError,
     connectionSettings(user) {
       // knex spreads `connection.options` last into tedious' options, so ours go there.
       const options: Record<string, unknown> = {
@@ -134,10 +144,5 @@ export const mssqlDriver: DbDriver = {
 
   open: (orm, context) => (mikroOrm().major === 7 ? notYetOnMikroOrm7('mssql') : KnexSession.open(orm, context, mssqlDialect(context.config))),
 
-  isPermanentError(error) {
-    // Login failed (18456), or the database cannot be opened: tedious reports both as ELOGIN, flagging the
-    // transient ones (Azure failover, throttling) that a retry can fix.
-    const { code, isTransient } = (error ?? {}) as { code?: unknown; isTransient?: unknown };
-    return (code === 'ELOGIN' && isTransient !== true) || code === 'EENCRYPT';
-  },
+  isPermanentError,
 };

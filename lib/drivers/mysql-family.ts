@@ -11,6 +11,11 @@ import { serverOrmOptions } from './server-options';
 /** Server errors a retry cannot fix: bad credentials, no such database, no right to use it. */
 const PERMANENT_ERRNOS = new Set([1044, 1045, 1049, 1698]);
 const PERMANENT_CODES = new Set(['ER_DBACCESS_DENIED_ERROR', 'ER_ACCESS_DENIED_ERROR', 'ER_BAD_DB_ERROR', 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR']);
+function isPermanentError(error: unknown): boolean {
+  const { errno, code } = (error ?? {}) as { errno?: unknown; code?: unknown };
+  return (typeof errno === 'number' && PERMANENT_ERRNOS.has(errno)) || (typeof code === 'string' && PERMANENT_CODES.has(code));
+}
+
 /** "Unknown system variable": the server is too old for a statement time limit. */
 const ER_UNKNOWN_SYSTEM_VARIABLE = 1193;
 
@@ -70,6 +75,7 @@ function mysqlFamilyDialect(config: ConnectionConfig, library: MySqlClientLibrar
   let warned = false;
   return {
     singleConnection: false,
+    isPermanentError,
     connectionSettings(user) {
       const connection: Record<string, unknown> = {
         ...user,
@@ -141,9 +147,6 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
     open: (orm, context) =>
       mikroOrm().major === 7 ? notYetOnMikroOrm7(spec.type) : KnexSession.open(orm, context, mysqlFamilyDialect(context.config, spec.library, (m) => context.warn(m))),
 
-    isPermanentError(error) {
-      const { errno, code } = (error ?? {}) as { errno?: unknown; code?: unknown };
-      return (typeof errno === 'number' && PERMANENT_ERRNOS.has(errno)) || (typeof code === 'string' && PERMANENT_CODES.has(code));
-    },
+    isPermanentError,
   };
 }

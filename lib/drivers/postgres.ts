@@ -10,8 +10,17 @@ import { mikroOrm } from '../mikro-orm-version';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 import { serverOrmOptions } from './server-options';
 
-/** SQLSTATEs a retry cannot fix: bad credentials, no such database, not allowed to connect. */
-const PERMANENT_SQLSTATES = new Set(['28P01', '28000', '3D000', '42501']);
+/**
+ * SQLSTATEs a retry cannot fix: bad credentials, no such database, not allowed to connect, and a startup the server
+ * (or PgBouncer: `unsupported startup parameter`) refuses as a protocol violation or an unsupported feature.
+ * 53300 (too many connections) is not one: the server can free a slot.
+ */
+const PERMANENT_SQLSTATES = new Set(['28P01', '28000', '3D000', '42501', '08P01', '0A000']);
+
+function isPermanentError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && PERMANENT_SQLSTATES.has(code);
+}
 
 /** How `sslmode` maps onto node-postgres' `ssl` option (pg has no "prefer": we do not silently downgrade). */
 export function postgresSsl(config: ConnectionConfig): false | { rejectUnauthorized: boolean } | undefined {
@@ -57,6 +66,7 @@ function postgresDialect(config: ConnectionConfig, warn: (message: string) => vo
   let warned = false;
   return {
     singleConnection: false,
+    isPermanentError,
     connectionSettings: (user) => connectionSettings(config, user, sockets),
     destroySocket(connection) {
       const socket = socketOf(connection);
@@ -96,12 +106,9 @@ export const postgresDriver: DbDriver = {
 
   open: (orm, context) =>
     mikroOrm().major === 7
-      ? PgPoolSession.open(orm, context, { connectionSettings: (user, sockets) => connectionSettings(context.config, user, sockets) })
+      ? PgPoolSession.open(orm, context, { connectionSettings: (user, sockets) => connectionSettings(context.config, user, sockets), isPermanentError })
       : KnexSession.open(orm, context, postgresDialect(context.config, (m) => context.warn(m))),
 
-  isPermanentError(error) {
-    const code = (error as { code?: unknown })?.code;
-    return typeof code === 'string' && PERMANENT_SQLSTATES.has(code);
-  },
+  isPermanentError,
 };
 

@@ -18,10 +18,16 @@ const isMemory = (config: ConnectionConfig) => config.filepath === ':memory:' ||
 /** Errors a retry cannot fix: the file is not a database, or cannot be opened at all. */
 const PERMANENT_CODES = new Set(['SQLITE_NOTADB', 'SQLITE_CANTOPEN', 'SQLITE_PERM', 'SQLITE_READONLY']);
 
+function isPermanentError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && PERMANENT_CODES.has(code);
+}
+
 /** What a SQLite pool adds to knex's: session pragmas, and a `:memory:` database kept in its one connection. */
 function sqliteDialect(config: ConnectionConfig): KnexDialect {
   return {
     singleConnection: isMemory(config),
+    isPermanentError,
     // SQLite has no connect step to bound: connect_timeout becomes how long a statement waits for another connection's lock.
     async prepareConnection(connection) {
       const db = connection as Sqlite3Database;
@@ -64,8 +70,5 @@ export const sqliteDriver: DbDriver = {
 
   open: (orm, context) => (mikroOrm().major === 7 ? SqliteSession.open(orm, context) : KnexSession.open(orm, context, sqliteDialect(context.config))),
 
-  isPermanentError(error) {
-    const code = (error as { code?: unknown })?.code;
-    return typeof code === 'string' && PERMANENT_CODES.has(code);
-  },
+  isPermanentError,
 };

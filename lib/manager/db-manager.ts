@@ -10,15 +10,18 @@ import { errorMessage } from '../connection/redact';
 import type { DefaultDatabase, DefaultOrmOf } from '../default-database';
 import { type FeatureEntity, withFeatureEntities } from '../feature-entities';
 import {
+  type ConfigIssue,
+  type ConnectAbortReason,
+  ConnectionAbortedError,
+  ConnectionClosedError,
   ConnectionFailedError,
   ConnectionNotFoundError,
-  type ConfigIssue,
   DbManagerConfigError,
   DriverNotInstalledError,
   NoDefaultConnectionError,
 } from '../errors';
 import { HealthLoop } from './health-loop';
-import { type RetryPolicy, retryWithBackoff, sleep } from './retry';
+import { RetryAbortedError, RetryGaveUpError, type RetryPolicy, retryWithBackoff, sleep } from './retry';
 
 /** What `DbManager.stats()` returns. */
 export interface DbManagerStats {
@@ -32,6 +35,12 @@ export interface DbManagerStats {
 export interface DbManagerOptions {
   /** Entities `DbManagerModule.forFeature()` registered for a connection: added to its MikroORM discovery. */
   featureEntities?: (connectionName: string) => readonly FeatureEntity[];
+}
+
+/** Options of `DbManager.create()`. */
+export interface DbManagerCreateOptions {
+  /** Aborting it stops startup's retries at once: `create()` rejects with a `ConnectionAbortedError` and leaves nothing open. */
+  signal?: AbortSignal;
 }
 
 /** Listeners told when connections come and go (metrics and tracing use it). */
@@ -50,6 +59,10 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
   private readonly loop: HealthLoop;
   private readonly listeners = new Set<ConnectionLifecycleListener>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** `add()` calls still connecting, by name: the name is taken, and remove() or close() can stop them. */
+  private readonly adding = new Map<string, { stop: AbortController; done: Promise<unknown> }>();
+  /** Aborted by close(): stops every connect still retrying (startup's and add()'s). */
+  private readonly stopping = new AbortController();
   private closing?: Promise<void>;
   private readonly logger = new Logger('DbManager');
 
@@ -66,10 +79,13 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
     });
   }
 
-  /** Validates the configuration, connects every connection and starts the health loop: for scripts outside Nest. */
-  static async create<const C extends DbManagerConfigInput | DbManagerConfig>(config: C): Promise<DbManager<DefaultOrmOf<C>>> {
+  /**
+   * Validates the configuration, connects every connection and starts the health loop: for scripts outside Nest.
+   * Aborting `signal` stops the retries at once; the promise then rejects with a `ConnectionAbortedError`.
+   */
+  static async create<const C extends DbManagerConfigInput | DbManagerConfig>(config: C, options: DbManagerCreateOptions = {}): Promise<DbManager<DefaultOrmOf<C>>> {
     const manager = new DbManager<DefaultOrmOf<C>>(isParsed(config) ? config : parseDbManagerConfig(config));
-    await manager.connectAll();
+    await manager.connectAll(options.signal);
     return manager;
   }
 
@@ -80,12 +96,14 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
   /**
    * Connects all configured connections in parallel, each with its own retry. A critical connection that fails stops
    * startup with one error, after closing what was opened; a non-critical one starts down and heals in the background.
+   * Aborting `signal` (or close()) stops the retries at once.
    */
-  async connectAll(): Promise<void> {
+  async connectAll(signal?: AbortSignal): Promise<void> {
+    const stop = signal ? AbortSignal.any([signal, this.stopping.signal]) : this.stopping.signal;
     // Built in parallel but registered in configuration order, so names() and the error listings follow the config.
     const created = await Promise.allSettled(Object.values(this.config.connections).map((config) => this.createConnection(config)));
     for (const result of created) if (result.status === 'fulfilled') this.register(result.value);
-    const results = created.some((r) => r.status === 'rejected') ? created : await Promise.allSettled(this.all().map((c) => this.connectWithRetry(c)));
+    const results = created.some((r) => r.status === 'rejected') ? created : await Promise.allSettled(this.all().map((c) => this.connectWithRetry(c, stop)));
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
     if (failures.length) {
       await this.close();
@@ -95,35 +113,44 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
     this.loop.start();
   }
 
-  /** Creates, registers and connects one connection (startup retry policy); rejects only for critical failures. */
-  private async open(config: DbManagerConfig['connections'][string]): Promise<DbConnection> {
-    const connection = await this.createConnection(config);
-    this.register(connection);
-    await this.connectWithRetry(connection);
-    return connection;
-  }
-
   /** Builds a connection's MikroORM instance, with the entities forFeature registered for it. */
   private createConnection(config: ConnectionConfig): Promise<DbConnection> {
     const entities = this.options.featureEntities?.(config.name) ?? [];
     return DbConnection.create(entities.length ? copyConnectionConfig(config, { mikroOrm: withFeatureEntities(config.mikroOrm, entities) }) : config);
   }
 
-  /** Connects with the startup retry policy (one attempt for a critical: false connection); rejects only for critical failures. */
-  private async connectWithRetry(connection: DbConnection): Promise<void> {
+  /**
+   * Connects with the startup retry policy (one attempt for a critical: false connection); rejects for critical
+   * failures, and for every connection when `signal` aborts.
+   */
+  private async connectWithRetry(connection: DbConnection, signal: AbortSignal): Promise<void> {
     const attempts = connection.critical ? this.config.retryAttempts : 1;
+    const isPermanent = (error: unknown) => error instanceof DriverNotInstalledError || connection.isPermanentError(error);
     try {
       await retryWithBackoff(() => connection.connect(), { ...this.retryPolicy, attempts }, {
-        isPermanent: (error) => error instanceof DriverNotInstalledError || connection.isPermanentError(error),
+        isPermanent,
+        signal,
         onRetry: (error, index, delay) =>
           this.logger.warn(`"${connection.name}" attempt ${index + 1} failed (${connection.redactSecrets(errorMessage(error))}); retrying in ${delay} ms`),
       });
       this.logger.log(`"${connection.name}" connected (${connection.target.display})`);
     } catch (error) {
-      const made = (error as { attemptsMade?: number }).attemptsMade ?? 1;
-      const failure = new ConnectionFailedError(connection.name, connection.target.display, made, error, connection.redactSecrets(errorMessage(error)));
+      if (error instanceof RetryAbortedError) {
+        const why = abortReason(error.reason);
+        const last = error.lastError === undefined ? undefined : connection.redactSecrets(errorMessage(error.lastError));
+        // The cause is the last real connect error; before any attempt ended, the caller's own abort reason.
+        const cause = error.lastError ?? (why === 'signal' ? error.reason : undefined);
+        throw new ConnectionAbortedError(connection.name, connection.target.display, why, error.attemptsMade, cause, last);
+      }
+      const made = error instanceof RetryGaveUpError ? error.attemptsMade : 1;
+      const cause = error instanceof RetryGaveUpError ? error.lastError : error;
+      const reason = connection.redactSecrets(errorMessage(cause));
+      const failure = new ConnectionFailedError(connection.name, connection.target.display, made, cause, reason, !isPermanent(cause));
       if (connection.critical) throw failure;
-      this.logger.warn(`${failure.message.split('. Check')[0]}; starting without it (critical: false), retrying in the background`);
+      this.logger.warn(
+        `Connection "${connection.name}" (${connection.target.display}) failed after ${made} attempt${made === 1 ? '' : 's'}: ${reason}; ` +
+          'starting without it (critical: false), retrying in the background',
+      );
     }
   }
 
@@ -196,33 +223,60 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
 
   /**
    * Adds and connects a connection at runtime (same retry as startup). Resolves when it is usable; with
-   * `critical: false` it may resolve down and heal in the background. A name in use is a `DbManagerConfigError`.
+   * `critical: false` it may resolve down and heal in the background. A name in use (or being added) is a
+   * `DbManagerConfigError`; after close() it is a `ConnectionClosedError`. `remove(name)` or close() while it is
+   * still retrying stops it: it then rejects with a `ConnectionAbortedError`.
    */
   async add(name: string, input: ConnectionOptionsInput | Record<string, unknown>): Promise<DbConnection> {
-    if (this.closing) throw new DbManagerConfigError(`cannot add "${name}": the manager is closed`, name);
-    if (this.connections.has(name)) {
+    if (this.closing) throw new ConnectionClosedError(name, 'manager');
+    if (this.connections.has(name) || this.adding.has(name)) {
       throw new DbManagerConfigError([{ path: `connections.${name}`, message: 'is already registered; remove() it first or pick another name' }], name);
     }
     const issues: ConfigIssue[] = [];
     const raw = isPlainObject(input) ? interpolateEnv(input, process.env, `connections.${name}`, issues) : input;
     const config = parseConnection(name, raw, this.config.poolDefaults, issues, (m) => this.logger.warn(m));
     if (!config || issues.length) throw new DbManagerConfigError(issues, name);
-    this.config.connections[name] = config;
-    const work = this.open(config);
+    // The name is taken from here on (synchronously, so a concurrent add() of it is refused above).
+    const stop = new AbortController();
+    const work = this.open(config, AbortSignal.any([stop.signal, this.stopping.signal]));
+    this.adding.set(name, { stop, done: work.catch(() => undefined) });
     this.track(work);
     try {
       const connection = await work;
       this.defaultName ??= name;
       this.loop.watch(connection);
       return connection;
-    } catch (error) {
-      await this.forget(name);
-      throw error;
+    } finally {
+      this.adding.delete(name);
     }
   }
 
-  /** Closes and forgets a connection. Removing the default is refused until another default is set. */
+  /** Creates, registers and connects one connection; on failure (or abort) forgets and closes it, then rejects. */
+  private async open(config: DbManagerConfig['connections'][string], signal: AbortSignal): Promise<DbConnection> {
+    const connection = await this.createConnection(config);
+    this.config.connections[config.name] = config;
+    this.register(connection);
+    try {
+      await this.connectWithRetry(connection, signal);
+    } catch (error) {
+      await this.forget(config.name);
+      throw error;
+    }
+    return connection;
+  }
+
+  /**
+   * Closes and forgets a connection. Removing the default is refused until another default is set. A connection that
+   * `add()` is still connecting is stopped (that `add()` rejects with a `ConnectionAbortedError`).
+   */
   async remove(name: string): Promise<void> {
+    const pending = this.adding.get(name);
+    if (pending) {
+      pending.stop.abort(REMOVED);
+      await pending.done;
+      // Unless it had just connected (too late to stop), the aborted add() has forgotten and closed it.
+      if (!this.connections.has(name)) return;
+    }
     const connection = this.get(name);
     if (name === this.defaultName && this.connections.size > 1) {
       throw new DbManagerConfigError(
@@ -230,7 +284,7 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
         name,
       );
     }
-    await this.forget(name);
+    await this.track(this.forget(name));
     await connection.close();
   }
 
@@ -282,10 +336,14 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
     this.closing ??= (async () => {
       const deadline = performance.now() + this.shutdownBudgetMs;
       const left = () => Math.max(0, deadline - performance.now());
+      // Connects still retrying (startup's, add()'s) stop at once: they would only be torn down.
+      this.stopping.abort(CLOSED);
       await this.loop.stop();
       if (this.inFlight.size) {
         const settled = Promise.allSettled([...this.inFlight]);
-        await (Number.isFinite(deadline) ? Promise.race([settled, sleep(left())]) : settled);
+        const budget = new AbortController();
+        await (Number.isFinite(deadline) ? Promise.race([settled, sleep(left(), budget.signal)]) : settled);
+        budget.abort();
       }
       const all = this.all();
       // Each pool gets what is left of shutdown_timeout for its in-flight queries, then is closed.
@@ -316,6 +374,16 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
   get closed(): boolean {
     return this.closing !== undefined;
   }
+}
+
+/** Abort reasons of the manager's own signals; any other reason is the caller's signal to create(). */
+const REMOVED = Symbol('removed');
+const CLOSED = Symbol('closed');
+
+function abortReason(reason: unknown): ConnectAbortReason {
+  if (reason === REMOVED) return 'removed';
+  if (reason === CLOSED) return 'closed';
+  return 'signal';
 }
 
 function isParsed(config: unknown): config is DbManagerConfig {

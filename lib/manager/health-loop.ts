@@ -83,7 +83,8 @@ export class HealthLoop {
     if (!this.settings.autoReconnect || this.stopping.signal.aborted || this.reconnecting.has(connection.name)) return;
     const loop = (async () => {
       for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
-        await sleep(backoffDelay(attempt, { baseDelayMs: this.settings.retry.baseDelayMs, maxDelayMs: this.settings.retry.maxDelayMs }), this.stopping.signal);
+        // A background wait: it must not keep the process alive.
+        await sleep(backoffDelay(attempt, this.settings.retry), this.stopping.signal, { background: true });
         if (this.stopping.signal.aborted || connection.status === 'closed' || connection.status === 'up') return;
         if (await connection.reconnect()) return;
       }

@@ -12,12 +12,15 @@ export function backoffDelay(attempt: number, policy: Pick<RetryPolicy, 'baseDel
   return Math.floor(random() * ceiling);
 }
 
-/** A timer that does not keep the process alive and ends early when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/**
+ * A timer that ends early when `signal` aborts. It keeps the process alive, as a wait that a caller awaits (startup,
+ * `add()`, shutdown) must, or Node exits 0 in the middle of it; `background: true` (the health loop's own waits) does not.
+ */
+export function sleep(ms: number, signal?: AbortSignal, options: { background?: boolean } = {}): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted || ms <= 0) return resolve();
     const timer = setTimeout(done, ms);
-    timer.unref();
+    if (options.background) timer.unref();
     signal?.addEventListener('abort', done, { once: true });
     function done() {
       clearTimeout(timer);
@@ -27,24 +30,67 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** retryWithBackoff's rejection when its signal aborted: how far it got, and the last attempt's error if one failed. */
+export class RetryAbortedError extends Error {
+  override readonly name = 'RetryAbortedError';
+  constructor(
+    readonly attemptsMade: number,
+    /** The error of the last attempt that ended before the abort (undefined if none did). */
+    readonly lastError: unknown,
+    /** The signal's reason. */
+    readonly reason: unknown,
+  ) {
+    super('retries were aborted');
+  }
+}
+
+/** retryWithBackoff's rejection when the attempts are used up or the error is permanent: the last error, and how many were made. */
+export class RetryGaveUpError extends Error {
+  override readonly name = 'RetryGaveUpError';
+  constructor(
+    readonly attemptsMade: number,
+    readonly lastError: unknown,
+  ) {
+    super('retries gave up');
+  }
+}
+
 /**
- * Runs `attempt` until it succeeds, the attempts are used up, `isPermanent` says a retry cannot help, or `signal`
- * aborts. Rethrows the last error; `attemptsMade` on it says how many were made.
+ * Runs `attempt` until it succeeds, the attempts are used up, or `isPermanent` says a retry cannot help: then rejects
+ * with a `RetryGaveUpError`. When `signal` aborts — between attempts or during one, which is then left to its owner
+ * to cancel — it rejects at once with a `RetryAbortedError`.
  */
 export async function retryWithBackoff<T>(
   attempt: (index: number) => Promise<T>,
   policy: RetryPolicy,
   options: { isPermanent?: (error: unknown) => boolean; signal?: AbortSignal; onRetry?: (error: unknown, index: number, delayMs: number) => void } = {},
 ): Promise<T> {
+  const { signal } = options;
+  let lastError: unknown;
   for (let index = 0; ; index++) {
+    if (signal?.aborted) throw new RetryAbortedError(index, lastError, signal.reason);
     try {
-      return await attempt(index);
+      return await untilAborted(attempt(index), signal);
     } catch (error) {
-      const last = index + 1 >= policy.attempts || options.isPermanent?.(error) || options.signal?.aborted;
-      if (last) throw Object.assign(error instanceof Error ? error : new Error(String(error)), { attemptsMade: index + 1 });
+      if (error === ABORTED) throw new RetryAbortedError(index, lastError, signal!.reason);
+      lastError = error;
+      if (index + 1 >= policy.attempts || options.isPermanent?.(error)) throw new RetryGaveUpError(index + 1, error);
+      if (signal?.aborted) throw new RetryAbortedError(index + 1, lastError, signal.reason);
       const delay = backoffDelay(index, policy);
       options.onRetry?.(error, index, delay);
-      await sleep(delay, options.signal);
+      await sleep(delay, signal);
     }
   }
+}
+
+const ABORTED = Symbol('aborted');
+
+/** `work`, or a rejection with ABORTED as soon as `signal` aborts (work's own outcome is then ignored). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(ABORTED);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

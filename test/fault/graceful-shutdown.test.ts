@@ -1,8 +1,9 @@
+import { ConsoleLogger, Logger } from '@nestjs/common';
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { DbManager, type DbManagerConfigInput } from '../../lib';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
-import { startHealthApp, waitFor } from '../support/health-app';
+import { LogCapture, startHealthApp, waitFor } from '../support/health-app';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 // Shutdown: in-flight queries get up to shutdown_timeout to finish before the pools close; what still runs after
@@ -100,6 +101,27 @@ describe('fault: graceful shutdown', () => {
     expect(connection.status).toBe('closed');
     expect(manager.stats().totalConnections).toBe(0);
     await manager.close(); // a third call, after the first finished
+    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
+  });
+
+  it('cancels a connect still under way at once, and does not call it a busy connection', async () => {
+    const logs = new LogCapture();
+    Logger.overrideLogger(logs);
+    onTestFinished(() => Logger.overrideLogger(new ConsoleLogger()));
+    proxy.blackhole();
+    onTestFinished(() => proxy.forward());
+    // Not critical: it starts down, and the reconnect loop (1 ms backoff) is nearly always inside a 2 s attempt.
+    const manager = await DbManager.create(
+      config('10s', { critical: false, connect_timeout: '2s', health_check_timeout: '2s' }, { retry_delay: '10ms', retry_max_delay: '10ms' }),
+    );
+    await waitFor(() => proxy.openSockets >= 1, 2_000, 'a reconnect attempt connecting to the black hole');
+
+    const started = performance.now();
+    await manager.close();
+    const closeMs = Math.round(performance.now() - started);
+    console.log(`[fault:shutdown] close() while a connect to a black hole is under way: ${closeMs} ms (connect_timeout 2 s, shutdown_timeout 10 s)`);
+    expect(closeMs).toBeLessThan(MARGIN_MS);
+    expect(logs.matching(/DbManager/, /still busy/)).toEqual([]);
     await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
   });
 

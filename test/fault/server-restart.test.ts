@@ -101,15 +101,20 @@ describe('fault: PostgreSQL stopped and restarted', () => {
     const failedAfterReady = afterReady.filter((r) => !r.ok);
     const firstSuccess = loop.records.filter((r) => r.ok && r.endedAt >= readyAt).sort((a, b) => a.endedAt - b.endedAt)[0];
     const failedWhileDown = loop.records.filter((r) => !r.ok && r.startedAt >= stoppedAt && r.startedAt < readyAt);
+    // A refused connect is transient: a query that needs a new connection while the server is down waits (up to
+    // acquire_timeout) for the pool to reconnect, and succeeds after the restart.
+    const waitedThroughOutage = loop.records.filter((r) => r.ok && r.startedAt < readyAt && r.endedAt >= readyAt);
     console.log(
       `[fault:restart] /health while down: ${down.status} in ${down.ms} ms (${down.body.details.primary.message}); ` +
         `server ready → first /health 200: ${firstHealthyMs} ms; server ready → first successful query: ` +
         `${firstSuccess ? Math.round(firstSuccess.endedAt - readyAt) : 'none'} ms; queries after ready: ${afterReady.length}, failed: ${failedAfterReady.length}; ` +
-        `failed while down: ${failedWhileDown.length}`,
+        `failed while down: ${failedWhileDown.length}; asked for before the restart and answered after it: ${waitedThroughOutage.length}`,
     );
     expect(failedAfterReady).toEqual([]);
     expect(afterReady.length).toBeGreaterThan(10);
-    expect(failedWhileDown.length).toBeGreaterThan(0);
+    // Nothing asked for while the server was down failed: it waited for the restart.
+    expect(failedWhileDown).toEqual([]);
+    expect(waitedThroughOutage.length).toBeGreaterThan(0);
     expect(firstSuccess).toBeDefined();
   });
 

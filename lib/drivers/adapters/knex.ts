@@ -63,12 +63,17 @@ export function transactionConnection(transaction: unknown): Promise<RawConnecti
 }
 
 /**
- * Passes every error of `client.acquireConnection()` (the one door of the EntityManager, the query builder and the
- * native client to the pool) through `map`. A rejection handler, not an async wrapper: no extra tick when it succeeds.
+ * Guards `client.acquireConnection()`, the one door of the EntityManager, the query builder and the native client to
+ * the pool: `refuse()` may refuse before acquiring (a closed connection), and every error passes through `map`. A
+ * rejection handler, not an async wrapper: no extra tick when it succeeds.
  */
-export function mapAcquireErrors(client: KnexClient, map: (error: unknown) => unknown): void {
+export function guardAcquire(client: KnexClient, refuse: () => Error | undefined, map: (error: unknown) => unknown): void {
   const acquire = client.acquireConnection.bind(client);
-  client.acquireConnection = () => acquire().catch((error: unknown) => Promise.reject(map(error)));
+  client.acquireConnection = () => {
+    const refused = refuse();
+    if (refused) return Promise.reject(refused);
+    return acquire().catch((error: unknown) => Promise.reject(map(error)));
+  };
 }
 
 /** Makes `client.destroyRawConnection` resolve at once for connections `isGone` says are already closed. */

@@ -1,4 +1,4 @@
-import { type EntityManager, RequestContext, TransactionContext } from '@mikro-orm/core';
+import { type EntityManager, type MikroORM, RequestContext, TransactionContext } from '@mikro-orm/core';
 
 /**
  * MikroORM. `RequestContext.create()` (public) forks every connection's EntityManager on every request — a thousand
@@ -22,4 +22,23 @@ export function requestScope(): RequestScope | string {
 export function currentTransaction(contextName: string, em: EntityManager): unknown {
   const inTransaction = TransactionContext.getEntityManager(contextName) ?? em.getContext(false);
   return inTransaction?.getTransactionContext();
+}
+
+type Convert = (exception: Error) => Error;
+
+/**
+ * MikroORM turns every error an EntityManager call meets into a `DriverException` that copies the message but not the
+ * class. `ours` (this library's errors: `AcquireTimeoutError`, `ConnectionClosedError`) pass through as they are, and
+ * once the connection is closed whatever the driver throws becomes `closedError`'s error. The converter belongs to
+ * this ORM instance's platform alone (`getExceptionConverter()` is public; replacing its method is not), so other
+ * MikroORM instances are untouched; without one, EntityManager errors stay MikroORM's (said once by `warn`).
+ */
+export function keepOurErrorsThroughTheOrm(orm: MikroORM, ours: (error: unknown) => boolean, closedError: (cause: unknown) => Error | undefined, warn: (message: string) => void): void {
+  const converter = orm.em.getDriver().getPlatform().getExceptionConverter() as unknown as { convertException?: Convert };
+  if (typeof converter?.convertException !== 'function') {
+    warn("this MikroORM version converts errors elsewhere: the EntityManager reports pool timeouts and closed connections as MikroORM's own errors");
+    return;
+  }
+  const convert: Convert = converter.convertException.bind(converter);
+  converter.convertException = (exception) => (ours(exception) ? exception : (closedError(exception) ?? convert(exception)));
 }

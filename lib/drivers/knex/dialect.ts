@@ -14,6 +14,8 @@ export interface KnexDialect {
   connectionSettings?(user: Record<string, unknown>): Record<string, unknown>;
   /** Statements or checks run on each new connection (session settings, the TLS check). */
   prepareConnection?(connection: RawConnection): Promise<void>;
+  /** True for connect errors a retry cannot fix (the driver's own rule): the pool then fails its waiting callers at once. */
+  isPermanentError(error: unknown): boolean;
   /** Tears a connection's socket down at once, so a hung query or ping stops holding it. */
   destroySocket(connection: RawConnection): void;
   /** Tears down every socket the pool has open, connects under way included (shutdown's last resort). */

@@ -1,9 +1,11 @@
 import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
-import type { DriverSession, SessionContext } from '../driver';
-import { type CheckedKnex, checkedKnex, knexOf, mapAcquireErrors, type RawConnection, transactionConnection } from '../adapters/knex';
+import type { DriverSession, SessionContext, TornDown } from '../driver';
+import { type CheckedKnex, checkedKnex, guardAcquire, knexOf, type RawConnection, transactionConnection } from '../adapters/knex';
 import { currentTransaction } from '../adapters/mikro-orm';
-import { idleTrimmer } from '../adapters/tarn';
+import { idleTrimmer, missingInternals } from '../adapters/tarn';
+import { AcquireTimeoutError } from '../../errors';
+import { CreateRetries } from './create-retries';
 import type { KnexDialect } from './dialect';
 import { KnexPing } from './ping';
 import { knexDriverOptions, poolLimits } from './pool-options';
@@ -35,10 +37,23 @@ export class KnexSession implements DriverSession {
     orm.config.set('driverOptions', knexDriverOptions(config, dialect, watch) as never);
     await orm.em.getDriver().connect();
     const knex = checkedKnex(knexOf(orm), context.warn);
-    const trimmer = idleTrimmer(knex.client.pool);
-    if (typeof trimmer === 'string') context.warn(trimmer);
-    watch.listen(knex.client.pool, typeof trimmer === 'string' ? undefined : trimmer);
-    mapAcquireErrors(knex.client, (error) => nameAcquireTimeout(error, config.name, config.acquireTimeout, knex.client.pool.max));
+    const pool = knex.client.pool;
+    for (const missing of missingInternals(pool)) context.warn(missing);
+    watch.listen(pool, idleTrimmer(pool));
+    const creates = new CreateRetries(pool, dialect.isPermanentError);
+    // An acquire timeout names the connection (with the connect error that kept the pool from growing as its cause);
+    // a closed connection refuses with its ConnectionClosedError.
+    guardAcquire(
+      knex.client,
+      () => context.closedError(),
+      (error) => {
+        const closed = context.closedError(error);
+        if (closed) return closed;
+        if ((error as Error | undefined)?.name !== 'KnexTimeoutError') return error;
+        const cause = creates.lastFailure();
+        return new AcquireTimeoutError(config.name, config.acquireTimeout, pool.max, cause === undefined ? undefined : { error: cause, message: context.describeError(cause) });
+      },
+    );
     dialect.adaptClient?.(knex.client);
     if (context.queries) reportKnexQueries(knex, context.queries);
     return new KnexSession(orm, context, dialect, knex, watch);
@@ -48,8 +63,8 @@ export class KnexSession implements DriverSession {
     return this.watch.gauges();
   }
 
-  ping(timeoutMs: number): Promise<void> {
-    return this.pinger.run(timeoutMs);
+  ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.pinger.run(timeoutMs, signal);
   }
 
   knex(): unknown {
@@ -77,17 +92,22 @@ export class KnexSession implements DriverSession {
   /**
    * Shutdown's last resort once shutdown_timeout is spent: tears down what would keep the pool from closing —
    * connections still lent out (hung queries, open transactions; those fail) and connects still under way (a pending
-   * create or a ping's own connection waits for connect_timeout otherwise). Returns how many there were.
+   * create or a ping's own connection waits for connect_timeout otherwise). Nothing torn down leaves the pool to close
+   * gracefully.
    */
-  abort(): number {
+  abort(): TornDown {
+    const pool = this.knexInstance.client.pool;
     const lent = this.watch.ledger.inUse();
     for (const connection of lent) {
       this.watch.ledger.writeOff(connection);
       this.dialect.destroySocket(connection);
+      // Taken back now: tarn's destroy() waits for every lent connection, and a holder that never returns (a native
+      // client callback awaiting something else) would hold close() forever. Its own release later is a no-op.
+      pool.release(connection);
     }
-    const connecting = this.knexInstance.client.pool.numPendingCreates() + (this.pinger.connecting ? 1 : 0);
+    const connecting = pool.numPendingCreates() + (this.pinger.connecting ? 1 : 0);
     if (connecting) this.dialect.destroyAllSockets?.();
-    return lent.length + connecting;
+    return { inUse: lent.length, connecting };
   }
 
   /** Closes the pool; a ping's own connection is not the pool's, so closing waits for it too. */
@@ -95,18 +115,4 @@ export class KnexSession implements DriverSession {
     await this.orm.close(true);
     await this.pinger.settled();
   }
-}
-
-/**
- * Knex's acquire timeout says only "the pool is probably full": every access path (EM, Knex, native) gets an error
- * that names the connection and says what to do instead.
- */
-function nameAcquireTimeout(error: unknown, name: string, acquireTimeoutMs: number, max: number): unknown {
-  if ((error as Error | undefined)?.name === 'KnexTimeoutError') {
-    (error as Error).message =
-      `Connection "${name}": timed out after ${acquireTimeoutMs} ms (acquire_timeout) waiting for a pooled connection, ` +
-      `all ${max} being in use. Raise max_open_conns or acquire_timeout, or find what holds ` +
-      'connections (long transactions, a query run outside the transaction it waits for).';
-  }
-  return error;
 }

@@ -32,20 +32,26 @@ export class KnexPing {
     return this.ownConnection ?? Promise.resolve();
   }
 
-  async run(timeoutMs: number): Promise<void> {
+  /** Pings within `timeoutMs`; aborting `signal` (the connection is closing) cancels it as a timeout would. */
+  async run(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw new Error('ping cancelled: the connection is closing');
     let timer: NodeJS.Timeout | undefined;
     let onTimeout: () => void = noop;
+    let stop: (error: Error) => void = noop;
     const timeout = new Promise<never>((_, reject) => {
-      if (!timeoutMs) return;
-      timer = setTimeout(() => {
+      stop = (error) => {
         onTimeout();
-        reject(new Error(`ping timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
+        reject(error);
+      };
+      if (!timeoutMs) return;
+      timer = setTimeout(() => stop(new Error(`ping timed out after ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
     });
+    const onAbort = () => stop(new Error('ping cancelled: the connection is closing'));
+    signal?.addEventListener('abort', onAbort, { once: true });
     const setOnTimeout = (fn: () => void) => (onTimeout = fn);
     let ping: Promise<void>;
-    if (!isSaturated(this.pool)) ping = this.pooled(setOnTimeout);
+    if (!isSaturated(this.pool)) ping = this.pooled(setOnTimeout, stop);
     else if (this.ownConnection) {
       ping = Promise.reject(new Error("every pooled connection is busy and the previous ping's own connection is still waiting for the server"));
     } else if (!this.client.acquireRawConnection || !this.client.destroyRawConnection) {
@@ -59,14 +65,18 @@ export class KnexPing {
       await Promise.race([ping, timeout]);
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       ping.catch(noop);
     }
   }
 
-  private async pooled(setOnTimeout: (fn: () => void) => void): Promise<void> {
+  private async pooled(setOnTimeout: (fn: () => void) => void, stop: (error: Error) => void): Promise<void> {
     const pending = this.pool.acquire();
     setOnTimeout(() => pending.abort());
-    const connection = await pending.promise;
+    // The pool retries a failed connect for its waiting callers; a ping reports the first failure instead.
+    const onCreateFail = (_eventId: number, error: unknown) => stop(error instanceof Error ? error : new Error(String(error)));
+    this.pool.on('createFail', onCreateFail);
+    const connection = await pending.promise.finally(() => this.pool.removeListener('createFail', onCreateFail));
     setOnTimeout(() => {
       this.writeOff(connection);
       this.dialect.destroySocket(connection);

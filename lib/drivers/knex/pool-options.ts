@@ -49,7 +49,9 @@ export function knexDriverOptions(config: ConnectionConfig, dialect: KnexDialect
     reapIntervalMillis: Math.max(50, Math.min(1_000, Math.floor(limits.idleMs / 4))),
     acquireTimeoutMillis: config.acquireTimeout || FOREVER,
     createTimeoutMillis: config.connectTimeout ? config.connectTimeout + 1_000 : FOREVER,
-    propagateCreateError: true,
+    // A failed connect does not fail a waiting caller: the pool retries with backoff (CreateRetries) while callers wait
+    // up to acquire_timeout, and a permanent error fails them all at once.
+    propagateCreateError: false,
     // knex (≥ 3.2) replaces a connection older than this when it is next acquired.
     maxConnectionLifetimeMillis: limits.lifetimeMs > 0 ? limits.lifetimeMs : undefined,
     afterCreate: (connection: RawConnection, done: (error: unknown, connection: unknown) => void) => {

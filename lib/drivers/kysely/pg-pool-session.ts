@@ -1,12 +1,12 @@
 import { createRequire } from 'node:module';
 import type { MikroORM } from '@mikro-orm/core';
-import type { ConnectionConfig } from '../../config/config.types';
 import type { PoolGauges } from '../../vocabulary';
 import { currentTransaction } from '../adapters/mikro-orm';
 import { SocketTracker, socketOf } from '../adapters/pg';
 import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient } from '../adapters/pg-pool';
 import { ConnectionLedger } from '../connection-ledger';
-import type { DriverSession, SessionContext } from '../driver';
+import type { DriverSession, SessionContext, TornDown } from '../driver';
+import { AcquireTimeoutError } from '../../errors';
 import { FOREVER } from '../knex/pool-options';
 import { type PgClientClass, type PgClientLike, sessionClientClass } from './pg-client-class';
 import { identifyTransactionClient, kyselyOf } from '../adapters/kysely';
@@ -17,6 +17,8 @@ const noop = (): void => undefined;
 export interface PgSettings {
   /** node-postgres' client settings on top of the user's own; its sockets come from `sockets`. */
   connectionSettings(user: Record<string, unknown>, sockets: SocketTracker): Record<string, unknown>;
+  /** True for connect errors a retry cannot fix (the driver's own rule). */
+  isPermanentError(error: unknown): boolean;
 }
 
 /** The `pg` package as @mikro-orm/postgresql resolves it: the pool it builds makes clients of its `Client` class. */
@@ -35,10 +37,16 @@ export class PgPoolSession implements DriverSession {
   private readonly sockets = new SocketTracker();
   private readonly clients: ReturnType<typeof sessionClientClass>;
   private ownPing?: Promise<void>;
+  /** pg-pool's own connect(), for health pings: they report a failed connect at once instead of waiting out retries. */
+  private rawConnect?: () => Promise<PgPoolClient>;
+  /** The last failed connect since the last success, for an acquire timeout to name as its cause. */
+  private lastConnectFailure: unknown;
 
   private constructor(
     private readonly orm: MikroORM,
     private readonly context: SessionContext,
+    /** The driver's rule for connect errors a retry cannot fix. */
+    private readonly permanent: (error: unknown) => boolean,
   ) {
     const { config } = context;
     this.ledger = new ConnectionLedger({ idleMs: config.connMaxIdleTime || FOREVER, lifetimeMs: config.connMaxLifetime });
@@ -46,7 +54,7 @@ export class PgPoolSession implements DriverSession {
   }
 
   static async open(orm: MikroORM, context: SessionContext, settings: PgSettings): Promise<PgPoolSession> {
-    const session = new PgPoolSession(orm, context);
+    const session = new PgPoolSession(orm, context, settings.isPermanentError);
     orm.config.set('driverOptions', session.poolOptions(settings) as never);
     await orm.em.getDriver().connect();
     if (!session.pool) throw new Error('MikroORM did not report its pg pool (onPoolCreated): this @mikro-orm/postgresql version is not supported');
@@ -92,24 +100,53 @@ export class PgPoolSession implements DriverSession {
     pool.on('remove', (client) => observer.closed(ledger.closed(client)));
     // Errors of idle clients come to the pool (checked-out ones to their holder, and to the listener above).
     pool.on('error', (error) => observer.connectionError(error));
-    interceptConnect(pool, (connect) => this.acquire(connect));
+    interceptConnect(pool, (connect) => {
+      this.rawConnect ??= connect;
+      return this.acquire(connect);
+    });
   }
 
-  /** One acquire, timed: a wait is one that found every client busy; a timeout is counted and named. */
+  /**
+   * One acquire, timed (a wait is one that found every client busy). A connect that fails for a reason that can pass
+   * (the server's connection limit, a refused or timed-out connect) does not fail the caller: it tries again with
+   * backoff until acquire_timeout, then fails with an `AcquireTimeoutError` naming that failure; a permanent one (wrong
+   * password, unknown database) fails at once. A closed connection refuses with its `ConnectionClosedError`.
+   */
   private async acquire(connect: () => Promise<PgPoolClient>): Promise<PgPoolClient> {
+    const { observer, config } = this.context;
+    const refused = this.context.closedError();
+    if (refused) throw refused;
     const pool = this.pool!;
     const started = performance.now();
     const saturated = pool.idleCount === 0 && pool.totalCount >= this.max;
-    try {
-      const client = await connect();
-      this.context.observer.acquired(performance.now() - started, saturated);
-      return client;
-    } catch (error) {
-      if (!isPgPoolTimeout(error)) throw error;
-      const waited = performance.now() - started;
-      this.context.observer.acquireTimedOut(waited);
-      throw acquireTimeout(this.context.config, this.max, error);
+    const deadline = config.acquireTimeout ? started + config.acquireTimeout : Infinity;
+    for (let failures = 0; ; failures++) {
+      try {
+        const client = await (failures ? withinDeadline(connect(), deadline) : connect());
+        this.lastConnectFailure = undefined;
+        observer.acquired(performance.now() - started, saturated);
+        return client;
+      } catch (error) {
+        const closed = this.context.closedError(error);
+        if (closed) throw closed;
+        const timedOut = isPgPoolTimeout(error) || error === DEADLINE;
+        if (!timedOut && this.permanent(error)) throw error;
+        if (!timedOut) this.lastConnectFailure = error;
+        const wait = retryDelay(failures);
+        if (timedOut || performance.now() + wait >= deadline) {
+          observer.acquireTimedOut(performance.now() - started);
+          throw this.acquireTimeout();
+        }
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
     }
+  }
+
+  /** The acquire timeout, with the connect failure that kept the pool from growing as its cause. */
+  private acquireTimeout(): AcquireTimeoutError {
+    const { config } = this.context;
+    const cause = this.lastConnectFailure;
+    return new AcquireTimeoutError(config.name, config.acquireTimeout, this.max, cause === undefined ? undefined : { error: cause, message: this.context.describeError(cause) });
   }
 
   private get max(): number {
@@ -152,7 +189,8 @@ export class PgPoolSession implements DriverSession {
    * short-lived client of its own (at most one at a time, so the server sees at most max + 1). On timeout the
    * client's socket is destroyed, so nothing stays queued.
    */
-  async ping(timeoutMs: number): Promise<void> {
+  async ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw new Error('ping cancelled: the connection is closing');
     const pool = this.pool!;
     let onTimeout: () => void = noop;
     const saturated = pool.idleCount === 0 && pool.totalCount >= this.max;
@@ -164,25 +202,32 @@ export class PgPoolSession implements DriverSession {
       this.ownPing = ping.then(noop, noop).finally(() => (this.ownPing = undefined));
     }
     let timer: NodeJS.Timeout | undefined;
+    let stop: (error: Error) => void = noop;
     const timeout = new Promise<never>((_, reject) => {
-      if (!timeoutMs) return;
-      timer = setTimeout(() => {
+      stop = (error) => {
         onTimeout();
-        reject(new Error(`ping timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
+        reject(error);
+      };
+      if (!timeoutMs) return;
+      timer = setTimeout(() => stop(new Error(`ping timed out after ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
     });
+    // Closing the connection cancels its ping as a timeout would.
+    const onAbort = () => stop(new Error('ping cancelled: the connection is closing'));
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await Promise.race([ping, timeout]);
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       ping.catch(noop);
     }
   }
 
   private async pooledPing(setOnTimeout: (fn: () => void) => void): Promise<void> {
-    // Not saturated: an idle client is lent at once, or a new one is opened, which connect_timeout bounds.
-    const client = await this.pool!.connect();
+    // Not saturated: an idle client is lent at once, or a new one is opened, which connect_timeout bounds. pg-pool's
+    // own connect(): a failed connect is the ping's answer, not something to wait out.
+    const client = await (this.rawConnect ?? (() => this.pool!.connect()))();
     setOnTimeout(() => {
       this.ledger.writeOff(client);
       socketOf(client)?.destroy();
@@ -209,16 +254,16 @@ export class PgPoolSession implements DriverSession {
     }
   }
 
-  abort(): number {
+  abort(): TornDown {
     const busy = this.ledger.inUse();
     for (const client of busy) {
       this.ledger.writeOff(client);
       socketOf(client)?.destroy();
     }
     const pool = this.pool;
-    const connecting = pool ? pool.totalCount - pool.idleCount - busy.length : 0;
-    if (connecting > 0 || this.ownPing) this.sockets.destroyAll();
-    return busy.length + Math.max(0, connecting) + (this.ownPing ? 1 : 0);
+    const connecting = Math.max(0, pool ? pool.totalCount - pool.idleCount - busy.length : 0) + (this.ownPing ? 1 : 0);
+    if (connecting > 0) this.sockets.destroyAll();
+    return { inUse: busy.length, connecting };
   }
 
   async close(): Promise<void> {
@@ -228,14 +273,25 @@ export class PgPoolSession implements DriverSession {
   }
 }
 
-/** The acquire timeout as an error that names the connection and says what to do. */
-function acquireTimeout(config: ConnectionConfig, max: number, cause: unknown): Error {
-  return Object.assign(
-    new Error(
-      `Connection "${config.name}": timed out after ${config.acquireTimeout} ms (acquire_timeout) waiting for a pooled connection, all ${max} being in use. ` +
-        'Raise max_open_conns or acquire_timeout, or find what holds connections (long transactions, a query run outside the transaction it waits for).',
-      { cause },
-    ),
-    { name: 'AcquireTimeoutError', connectionName: config.name },
-  );
+/** A connect's wait before it is tried again: doubling from 100 ms to 2 s, jittered to ½–1× (as the MikroORM 6 pool does). */
+function retryDelay(failures: number): number {
+  return Math.round(Math.min(2_000, 100 * 2 ** Math.min(failures, 10)) * (0.5 + Math.random() / 2));
+}
+
+/** Rejection of a retried connect that outlived the acquire deadline. */
+const DEADLINE = new Error('acquire deadline passed');
+
+/** `connect` raced against the deadline; a client that comes later goes straight back to the pool. */
+async function withinDeadline(connect: Promise<PgPoolClient>, deadline: number): Promise<PgPoolClient> {
+  if (!Number.isFinite(deadline)) return connect;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(DEADLINE), Math.max(0, deadline - performance.now()))));
+  try {
+    return await Promise.race([connect, late]);
+  } catch (error) {
+    if (error === DEADLINE) void connect.then((client) => client.release(), noop);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
 }

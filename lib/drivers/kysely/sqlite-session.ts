@@ -4,7 +4,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
 import { reportStatements, type SqliteDatabase } from '../adapters/better-sqlite3';
 import { kyselyOf } from '../adapters/kysely';
-import type { DriverSession, SessionContext } from '../driver';
+import type { DriverSession, SessionContext, TornDown } from '../driver';
 
 /**
  * The one better-sqlite3 database of a SQLite connection on MikroORM 7, shared by the EntityManager, `kysely()` and the
@@ -62,8 +62,8 @@ export class SqliteSession implements DriverSession {
     }
   }
 
-  abort(): number {
-    return this.lent;
+  abort(): TornDown {
+    return { inUse: this.lent, connecting: 0 };
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { CommandFailedEvent, CommandStartedEvent, CommandSucceededEvent, MongoClient } from 'mongodb';
 import type { PoolGauges, QueryDone, QueryListener } from '../../vocabulary';
 import { forgetServerSessions } from '../adapters/mongodb';
-import type { DriverSession, SessionContext } from '../driver';
+import type { DriverSession, SessionContext, TornDown } from '../driver';
 import { mongoClientSettings } from './client-settings';
 import { MongoPoolTracker } from './pool-tracker';
 
@@ -45,7 +45,8 @@ export class MongoSession implements DriverSession {
    * `ping` with `timeoutMS`: the driver bounds server selection, checkout and the round trip, and closes a socket
    * whose answer did not come, so a timed-out ping leaves nothing queued.
    */
-  async ping(timeoutMs: number): Promise<void> {
+  async ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw new Error('ping cancelled: the connection is closing');
     const readPreference = this.client.options.readPreference;
     await this.client.db('admin').command({ ping: 1 }, { readPreference, ...(timeoutMs > 0 ? { timeoutMS: timeoutMs } : {}) });
   }
@@ -60,8 +61,8 @@ export class MongoSession implements DriverSession {
   }
 
   // MongoClient.close() interrupts the operations still holding a connection; this only reports how many there are.
-  abort(): number {
-    return this.tracker.gauges().inUse;
+  abort(): TornDown {
+    return { inUse: this.tracker.gauges().inUse, connecting: 0 };
   }
 
   async close(): Promise<void> {
