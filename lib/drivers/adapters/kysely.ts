@@ -11,6 +11,11 @@ export function kyselyOf(orm: MikroORM): unknown {
   return (orm.em.getConnection() as unknown as { getClient(): unknown }).getClient();
 }
 
+/** The driver client MikroORM 7 built the Kysely dialect on (`getNativeClient()`, public there): a pg pool, the better-sqlite3 database. */
+export function nativeClientOf(orm: MikroORM): Promise<unknown> {
+  return (orm.em.getConnection() as unknown as { getNativeClient(): Promise<unknown> }).getNativeClient();
+}
+
 /** A Kysely transaction as far as reaching its connection goes. */
 interface KyselyTransaction {
   getExecutor(): { provideConnection<T>(consumer: (connection: { executeQuery(query: object): Promise<unknown> }) => Promise<T>): Promise<T> };

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
 import { reportStatements, type SqliteDatabase } from '../adapters/better-sqlite3';
-import { kyselyOf } from '../adapters/kysely';
+import { kyselyOf, nativeClientOf } from '../adapters/kysely';
 import type { DriverSession, SessionContext, TornDown } from '../driver';
 
 /**
@@ -29,7 +29,7 @@ export class SqliteSession implements DriverSession {
     // MikroORM 6 created the file's folder; better-sqlite3 (MikroORM 7) does not.
     if (config.filepath && isFilePath(config.filepath)) await mkdir(dirname(resolve(config.filepath)), { recursive: true });
     await orm.em.getDriver().connect();
-    const database = (await orm.em.getConnection().getNativeClient()) as SqliteDatabase;
+    const database = (await nativeClientOf(orm)) as SqliteDatabase;
     const quietPrepare = database.prepare.bind(database);
     if (context.queries && !reportStatements(database, context.queries)) {
       context.warn('this better-sqlite3 version has no prepare(): statements are not traced or logged');
