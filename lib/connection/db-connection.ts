@@ -78,8 +78,11 @@ export class DbConnection {
     this.emitter.setMaxListeners(50);
   }
 
-  /** Builds the MikroORM instance without touching the server; `connect()` opens the pool. */
-  static async create(config: ConnectionConfig): Promise<DbConnection> {
+  /**
+   * Builds the MikroORM instance without touching the server; `connect()` opens the pool.
+   * @internal
+   */
+    static async create(config: ConnectionConfig): Promise<DbConnection> {
     const driver = driverFor(config.type);
     const ormDriver = await driver.loadOrmDriver(config.name);
     let self: DbConnection | undefined;
@@ -187,6 +190,7 @@ export class DbConnection {
   /**
    * One attempt to open the pool and reach the server, bounded by connect_timeout.
    * Throws the driver's error (the manager decides whether to retry).
+   * @internal
    */
   async connect(): Promise<void> {
     const attempt = this.traced('dbmanager.connect', () => this.connectOnce());
@@ -211,8 +215,11 @@ export class DbConnection {
     this.recordSuccess();
   }
 
-  /** True for errors a retry cannot fix (bad password, unknown database, missing driver). */
-  isPermanentError(error: unknown): boolean {
+  /**
+   * True for errors a retry cannot fix (bad password, unknown database, missing driver).
+   * @internal
+   */
+    isPermanentError(error: unknown): boolean {
     return this.driver.isPermanentError(error);
   }
 
@@ -323,6 +330,7 @@ export class DbConnection {
    * Closes the pool. New work is refused at once; a running ping or reconnect settles first; connections lent out
    * (in-flight queries, open transactions) get up to `drainMs` (0 = no wait) to come back, then are torn down.
    * Idempotent: later calls return the first call's promise.
+   * @internal
    */
   close(options: { drainMs?: number } = {}): Promise<void> {
     this.closing ??= this.shutdown(options.drainMs ?? 0);
@@ -378,8 +386,11 @@ export class DbConnection {
     return this.refusing ? new ConnectionClosedError(this.name, 'connection', cause === undefined ? undefined : { cause }) : undefined;
   }
 
-  /** Masks this connection's secrets in a text. */
-  redactSecrets(text: string): string {
+  /**
+   * Masks this connection's secrets in a text.
+   * @internal
+   */
+    redactSecrets(text: string): string {
     return this.redact(text);
   }
 

@@ -97,6 +97,7 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
    * Connects all configured connections in parallel, each with its own retry. A critical connection that fails stops
    * startup with one error, after closing what was opened; a non-critical one starts down and heals in the background.
    * Aborting `signal` (or close()) stops the retries at once.
+   * @internal
    */
   async connectAll(signal?: AbortSignal): Promise<void> {
     const stop = signal ? AbortSignal.any([signal, this.stopping.signal]) : this.stopping.signal;
@@ -313,15 +314,21 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
     return { totalConnections: this.connections.size, healthyCount, unhealthyCount: this.connections.size - healthyCount, connections };
   }
 
-  /** Registers a listener for connections added and removed (called at once for those already there). */
-  onConnections(listener: ConnectionLifecycleListener): () => void {
+  /**
+   * Registers a listener for connections added and removed (called at once for those already there).
+   * @internal
+   */
+    onConnections(listener: ConnectionLifecycleListener): () => void {
     this.listeners.add(listener);
     for (const connection of this.connections.values()) listener.added?.(connection);
     return () => this.listeners.delete(listener);
   }
 
-  /** Keeps shutdown waiting for `work` (up to shutdown_timeout). */
-  track<T>(work: Promise<T>): Promise<T> {
+  /**
+   * Keeps shutdown waiting for `work` (up to shutdown_timeout).
+   * @internal
+   */
+    track<T>(work: Promise<T>): Promise<T> {
     this.inFlight.add(work);
     void work.finally(() => this.inFlight.delete(work)).catch(() => undefined);
     return work;
