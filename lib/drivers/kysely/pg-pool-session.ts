@@ -3,13 +3,13 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
 import { currentTransaction } from '../adapters/mikro-orm';
 import { SocketTracker, socketOf } from '../adapters/pg';
-import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient } from '../adapters/pg-pool';
+import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient, takeBack, waitingRejecter } from '../adapters/pg-pool';
 import { ConnectionLedger } from '../connection-ledger';
 import type { DriverSession, SessionContext, TornDown } from '../driver';
 import { AcquireTimeoutError } from '../../errors';
 import { FOREVER } from '../knex/pool-options';
 import { type PgClientClass, type PgClientLike, sessionClientClass } from './pg-client-class';
-import { identifyTransactionClient, kyselyOf } from '../adapters/kysely';
+import { identifyTransactionClient, kyselyOf, setDriverOptions } from '../adapters/kysely';
 
 const noop = (): void => undefined;
 
@@ -38,7 +38,9 @@ export class PgPoolSession implements DriverSession {
   private readonly clients: ReturnType<typeof sessionClientClass>;
   private ownPing?: Promise<void>;
   /** pg-pool's own connect(), for health pings: they report a failed connect at once instead of waiting out retries. */
-  private rawConnect?: () => Promise<PgPoolClient>;
+  private rawConnect!: () => Promise<PgPoolClient>;
+  /** Fails the callers waiting for a client (shutdown), when this pg-pool version lets us. */
+  private rejectWaiting?: (error: Error) => void;
   /** The last failed connect since the last success, for an acquire timeout to name as its cause. */
   private lastConnectFailure: unknown;
 
@@ -55,7 +57,7 @@ export class PgPoolSession implements DriverSession {
 
   static async open(orm: MikroORM, context: SessionContext, settings: PgSettings): Promise<PgPoolSession> {
     const session = new PgPoolSession(orm, context, settings.isPermanentError);
-    orm.config.set('driverOptions', session.poolOptions(settings) as never);
+    setDriverOptions(orm, session.poolOptions(settings));
     await orm.em.getDriver().connect();
     if (!session.pool) throw new Error('MikroORM did not report its pg pool (onPoolCreated): this @mikro-orm/postgresql version is not supported');
     return session;
@@ -86,6 +88,9 @@ export class PgPoolSession implements DriverSession {
     const { ledger } = this;
     const trimmer = idleClientTrimmer(pool);
     if (typeof trimmer === 'string') this.context.warn(trimmer);
+    const rejecter = waitingRejecter(pool);
+    if (typeof rejecter === 'string') this.context.warn(rejecter);
+    else this.rejectWaiting = rejecter;
     pool.on('connect', (client) => {
       ledger.created(client);
       client.on('error', (error) => observer.connectionError(error));
@@ -100,10 +105,7 @@ export class PgPoolSession implements DriverSession {
     pool.on('remove', (client) => observer.closed(ledger.closed(client)));
     // Errors of idle clients come to the pool (checked-out ones to their holder, and to the listener above).
     pool.on('error', (error) => observer.connectionError(error));
-    interceptConnect(pool, (connect) => {
-      this.rawConnect ??= connect;
-      return this.acquire(connect);
-    });
+    this.rawConnect = interceptConnect(pool, (connect) => this.acquire(connect));
   }
 
   /**
@@ -156,9 +158,11 @@ export class PgPoolSession implements DriverSession {
   gauges(): PoolGauges {
     const pool = this.pool;
     if (!pool) return { open: 0, inUse: 0, idle: 0, pending: 0, max: this.max };
-    const open = pool.totalCount;
+    // pg-pool counts a client still connecting among its clients; it is neither open nor in use yet (as in tarn's
+    // figures on MikroORM 6), or shutdown would wait for a connect to a black hole as for a caller's query.
     const idle = pool.idleCount;
-    return { open, inUse: open - idle, idle, pending: pool.waitingCount, max: this.max };
+    const inUse = Math.min(this.ledger.inUse().length, pool.totalCount - idle);
+    return { open: idle + inUse, inUse, idle, pending: pool.waitingCount, max: this.max };
   }
 
   kysely(): unknown {
@@ -227,7 +231,7 @@ export class PgPoolSession implements DriverSession {
   private async pooledPing(setOnTimeout: (fn: () => void) => void): Promise<void> {
     // Not saturated: an idle client is lent at once, or a new one is opened, which connect_timeout bounds. pg-pool's
     // own connect(): a failed connect is the ping's answer, not something to wait out.
-    const client = await (this.rawConnect ?? (() => this.pool!.connect()))();
+    const client = await this.rawConnect();
     setOnTimeout(() => {
       this.ledger.writeOff(client);
       socketOf(client)?.destroy();
@@ -254,14 +258,24 @@ export class PgPoolSession implements DriverSession {
     }
   }
 
+  /**
+   * Shutdown's last resort once shutdown_timeout is spent: tears down what would keep the pool from closing — clients
+   * still lent out (hung queries, open transactions; those fail) and connects still under way — and fails the callers
+   * still waiting for a client with the connection's `ConnectionClosedError`.
+   */
   abort(): TornDown {
+    const pool = this.pool;
     const busy = this.ledger.inUse();
+    const connecting = Math.max(0, pool ? pool.totalCount - pool.idleCount - busy.length : 0) + (this.ownPing ? 1 : 0);
+    const closed = this.context.closedError() ?? new Error(`Connection "${this.context.config.name}" is closing`);
     for (const client of busy) {
       this.ledger.writeOff(client);
       socketOf(client)?.destroy();
+      // Taken back now: pg-pool's end() waits for every lent client, and a holder that never returns (a native client
+      // callback awaiting something else) would hold close() forever.
+      takeBack(client, closed);
     }
-    const pool = this.pool;
-    const connecting = Math.max(0, pool ? pool.totalCount - pool.idleCount - busy.length : 0) + (this.ownPing ? 1 : 0);
+    this.rejectWaiting?.(closed);
     if (connecting > 0) this.sockets.destroyAll();
     return { inUse: busy.length, connecting };
   }
@@ -269,6 +283,9 @@ export class PgPoolSession implements DriverSession {
   async close(): Promise<void> {
     this.ledger.shuttingDown();
     await this.orm.close(true);
+    // Kysely ends the pool only if a query of its own ever ran (it takes the pool on first use): health pings and
+    // native clients alone would leave it open, its clients connected to the server.
+    if (this.pool && !this.pool.ending) await this.pool.end();
     await this.ownPing;
   }
 }
