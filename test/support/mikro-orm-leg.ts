@@ -124,13 +124,14 @@ export async function nativeClientQuery<R = Record<string, unknown>>(type: Datab
   if (type === 'postgres') return (await (client as { query(s: string): Promise<{ rows: R[] }> }).query(statement)).rows;
   if (type !== 'sqlite') throw new Error(`nativeQuery: no ${type} client here`);
   const database = client as BetterSqlite3Like & Sqlite3Like;
-  if (typeof database.prepare === 'function') {
-    const prepared = database.prepare(statement);
-    if (prepared.reader) return prepared.all() as R[];
-    prepared.run();
-    return [];
+  // sqlite3 (MikroORM 6) has a callback `all` on the database; better-sqlite3 (7) only statements.
+  if (typeof database.all === 'function') {
+    return new Promise((resolve, reject) => database.all(statement, (error, rows) => (error ? reject(error) : resolve(rows as R[]))));
   }
-  return new Promise((resolve, reject) => database.all(statement, (error, rows) => (error ? reject(error) : resolve(rows as R[]))));
+  const prepared = database.prepare(statement);
+  if (prepared.reader) return prepared.all() as R[];
+  prepared.run();
+  return [];
 }
 
 interface BetterSqlite3Like {
