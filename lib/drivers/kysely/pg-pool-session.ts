@@ -9,6 +9,7 @@ import type { DriverSession, SessionContext, TornDown } from '../driver';
 import { AcquireTimeoutError } from '../../errors';
 import { FOREVER } from '../knex/pool-options';
 import { type PgClientClass, type PgClientLike, sessionClientClass } from './pg-client-class';
+import { RefusedCallers } from './refused-callers';
 import { identifyTransactionClient, kyselyOf, setDriverOptions } from '../adapters/kysely';
 
 const noop = (): void => undefined;
@@ -39,6 +40,8 @@ export class PgPoolSession implements DriverSession {
   private ownPing?: Promise<void>;
   /** pg-pool's own connect(), for health pings: they report a failed connect at once instead of waiting out retries. */
   private rawConnect!: () => Promise<PgPoolClient>;
+  /** Callers whose connect was refused, waiting for a client to come back or their backoff. */
+  private readonly refused = new RefusedCallers();
   /** Fails the callers waiting for a client (shutdown), when this pg-pool version lets us. */
   private rejectWaiting?: (error: Error) => void;
   /** The last failed connect since the last success, for an acquire timeout to name as its cause. */
@@ -101,6 +104,10 @@ export class PgPoolSession implements DriverSession {
       if (typeof trimmer !== 'string' && pool.idleCount + 1 > config.maxIdleConns) {
         queueMicrotask(() => trimmer.trim(config.maxIdleConns, (c) => ledger.trim(c)));
       }
+      // Once pg-pool has put it back (after its own queue had first pick), an idle client goes to a refused caller.
+      queueMicrotask(() => {
+        if (pool.idleCount > 0) this.refused.wakeFirst();
+      });
     });
     pool.on('remove', (client) => observer.closed(ledger.closed(client)));
     // Errors of idle clients come to the pool (checked-out ones to their holder, and to the listener above).
@@ -109,37 +116,38 @@ export class PgPoolSession implements DriverSession {
   }
 
   /**
-   * One acquire, timed (a wait is one that found every client busy). A connect that fails for a reason that can pass
-   * (the server's connection limit, a refused or timed-out connect) does not fail the caller: it tries again with
-   * backoff until acquire_timeout, then fails with an `AcquireTimeoutError` naming that failure; a permanent one (wrong
-   * password, unknown database) fails at once. A closed connection refuses with its `ConnectionClosedError`.
+   * One acquire, timed (a wait is one that found every client busy, or had to try again). A connect that fails for a
+   * reason that can pass (the server's connection limit, a refused or timed-out connect) does not fail the caller: it
+   * waits for a client to come back or its backoff, and tries again until acquire_timeout, then fails with an
+   * `AcquireTimeoutError` naming that failure; a permanent one (wrong password, unknown database) fails at once. A
+   * closed connection refuses with its `ConnectionClosedError`.
    */
   private async acquire(connect: () => Promise<PgPoolClient>): Promise<PgPoolClient> {
     const { observer, config } = this.context;
-    const refused = this.context.closedError();
-    if (refused) throw refused;
     const pool = this.pool!;
     const started = performance.now();
     const saturated = pool.idleCount === 0 && pool.totalCount >= this.max;
     const deadline = config.acquireTimeout ? started + config.acquireTimeout : Infinity;
+    const timedOut = () => {
+      observer.acquireTimedOut(performance.now() - started);
+      return this.acquireTimeout();
+    };
     for (let failures = 0; ; failures++) {
+      const refused = this.context.closedError();
+      if (refused) throw refused;
       try {
         const client = await (failures ? withinDeadline(connect(), deadline) : connect());
         this.lastConnectFailure = undefined;
-        observer.acquired(performance.now() - started, saturated);
+        observer.acquired(performance.now() - started, saturated || failures > 0);
         return client;
       } catch (error) {
         const closed = this.context.closedError(error);
         if (closed) throw closed;
-        const timedOut = isPgPoolTimeout(error) || error === DEADLINE;
-        if (!timedOut && this.permanent(error)) throw error;
-        if (!timedOut) this.lastConnectFailure = error;
-        const wait = retryDelay(failures);
-        if (timedOut || performance.now() + wait >= deadline) {
-          observer.acquireTimedOut(performance.now() - started);
-          throw this.acquireTimeout();
-        }
-        await new Promise((resolve) => setTimeout(resolve, wait));
+        if (isPgPoolTimeout(error) || error === DEADLINE) throw timedOut();
+        if (this.permanent(error)) throw error;
+        this.lastConnectFailure = error;
+        await this.refused.wait(Math.min(retryDelay(failures), deadline - performance.now()));
+        if (performance.now() >= deadline) throw timedOut();
       }
     }
   }
@@ -162,7 +170,7 @@ export class PgPoolSession implements DriverSession {
     // figures on MikroORM 6), or shutdown would wait for a connect to a black hole as for a caller's query.
     const idle = pool.idleCount;
     const inUse = Math.min(this.ledger.inUse().length, pool.totalCount - idle);
-    return { open: idle + inUse, inUse, idle, pending: pool.waitingCount, max: this.max };
+    return { open: idle + inUse, inUse, idle, pending: pool.waitingCount + this.refused.length, max: this.max };
   }
 
   kysely(): unknown {
@@ -276,6 +284,7 @@ export class PgPoolSession implements DriverSession {
       takeBack(client, closed);
     }
     this.rejectWaiting?.(closed);
+    this.refused.wakeAll();
     if (connecting > 0) this.sockets.destroyAll();
     return { inUse: busy.length, connecting };
   }
