@@ -40,6 +40,11 @@ export class PgPoolSession implements DriverSession {
   private ownPing?: Promise<void>;
   /** pg-pool's own connect(), for health pings: they report a failed connect at once instead of waiting out retries. */
   private rawConnect!: () => Promise<PgPoolClient>;
+  /**
+   * Callers waiting for a client: in pg-pool's queue, waiting for a client being connected for them, or refused and
+   * waiting to try again (pg-pool's own waitingCount sees only the first). Health pings are not callers.
+   */
+  private waiting = 0;
   /** Callers whose connect was refused, waiting for a client to come back or their backoff. */
   private readonly refused = new RefusedCallers();
   /** Fails the callers waiting for a client (shutdown), when this pg-pool version lets us. */
@@ -124,31 +129,35 @@ export class PgPoolSession implements DriverSession {
    */
   private async acquire(connect: () => Promise<PgPoolClient>): Promise<PgPoolClient> {
     const { observer, config } = this.context;
-    const pool = this.pool!;
     const started = performance.now();
-    const saturated = pool.idleCount === 0 && pool.totalCount >= this.max;
+    const saturated = this.saturated();
     const deadline = config.acquireTimeout ? started + config.acquireTimeout : Infinity;
     const timedOut = () => {
       observer.acquireTimedOut(performance.now() - started);
       return this.acquireTimeout();
     };
-    for (let failures = 0; ; failures++) {
-      const refused = this.context.closedError();
-      if (refused) throw refused;
-      try {
-        const client = await (failures ? withinDeadline(connect(), deadline) : connect());
-        this.lastConnectFailure = undefined;
-        observer.acquired(performance.now() - started, saturated || failures > 0);
-        return client;
-      } catch (error) {
-        const closed = this.context.closedError(error);
-        if (closed) throw closed;
-        if (isPgPoolTimeout(error) || error === DEADLINE) throw timedOut();
-        if (this.permanent(error)) throw error;
-        this.lastConnectFailure = error;
-        await this.refused.wait(Math.min(retryDelay(failures), deadline - performance.now()));
-        if (performance.now() >= deadline) throw timedOut();
+    this.waiting++;
+    try {
+      for (let failures = 0; ; failures++) {
+        const refused = this.context.closedError();
+        if (refused) throw refused;
+        try {
+          const client = await (failures ? withinDeadline(connect(), deadline) : connect());
+          this.lastConnectFailure = undefined;
+          observer.acquired(performance.now() - started, saturated || failures > 0);
+          return client;
+        } catch (error) {
+          const closed = this.context.closedError(error);
+          if (closed) throw closed;
+          if (isPgPoolTimeout(error) || error === DEADLINE) throw timedOut();
+          if (this.permanent(error)) throw error;
+          this.lastConnectFailure = error;
+          await this.refused.wait(Math.min(retryDelay(failures), deadline - performance.now()));
+          if (performance.now() >= deadline) throw timedOut();
+        }
       }
+    } finally {
+      this.waiting--;
     }
   }
 
@@ -157,6 +166,15 @@ export class PgPoolSession implements DriverSession {
     const { config } = this.context;
     const cause = this.lastConnectFailure;
     return new AcquireTimeoutError(config.name, config.acquireTimeout, this.max, cause === undefined ? undefined : { error: cause, message: this.context.describeError(cause) });
+  }
+
+  /**
+   * True when a new caller would have to wait: the callers already queued claim every idle client and every client the
+   * pool may still open. (pg-pool hands an idle client to a queued caller a tick later, so idleCount alone lags.)
+   */
+  private saturated(): boolean {
+    const pool = this.pool!;
+    return pool.waitingCount >= pool.idleCount + Math.max(0, this.max - pool.totalCount);
   }
 
   private get max(): number {
@@ -170,7 +188,7 @@ export class PgPoolSession implements DriverSession {
     // figures on MikroORM 6), or shutdown would wait for a connect to a black hole as for a caller's query.
     const idle = pool.idleCount;
     const inUse = Math.min(this.ledger.inUse().length, pool.totalCount - idle);
-    return { open: idle + inUse, inUse, idle, pending: pool.waitingCount + this.refused.length, max: this.max };
+    return { open: idle + inUse, inUse, idle, pending: this.waiting, max: this.max };
   }
 
   kysely(): unknown {
@@ -203,9 +221,8 @@ export class PgPoolSession implements DriverSession {
    */
   async ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw new Error('ping cancelled: the connection is closing');
-    const pool = this.pool!;
     let onTimeout: () => void = noop;
-    const saturated = pool.idleCount === 0 && pool.totalCount >= this.max;
+    const saturated = this.saturated();
     let ping: Promise<void>;
     if (!saturated) ping = this.pooledPing((fn) => (onTimeout = fn));
     else if (this.ownPing) ping = Promise.reject(new Error("every pooled connection is busy and the previous ping's own connection is still waiting for the server"));

@@ -8,11 +8,6 @@
 export class RefusedCallers {
   private readonly line: Array<() => void> = [];
 
-  /** How many callers are waiting. */
-  get length(): number {
-    return this.line.length;
-  }
-
   /** Resolves after `ms`, or sooner when this caller is woken. The timer keeps the process alive: a caller awaits it. */
   wait(ms: number): Promise<void> {
     return new Promise((resolve) => {
