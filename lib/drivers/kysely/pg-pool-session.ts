@@ -222,16 +222,10 @@ export class PgPoolSession implements DriverSession {
   async ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw new Error('ping cancelled: the connection is closing');
     let onTimeout: () => void = noop;
-    const saturated = this.saturated();
-    let ping: Promise<void>;
-    if (!saturated) ping = this.pooledPing((fn) => (onTimeout = fn));
-    else if (this.ownPing) ping = Promise.reject(new Error("every pooled connection is busy and the previous ping's own connection is still waiting for the server"));
-    else {
-      ping = this.ownClientPing((fn) => (onTimeout = fn));
-      this.ownPing = ping.then(noop, noop).finally(() => (this.ownPing = undefined));
-    }
     let timer: NodeJS.Timeout | undefined;
     let stop: (error: Error) => void = noop;
+    // Armed before the ping starts: pg's own connect timer (connect_timeout, often the same bound) is armed when the
+    // client is made, and the ping's verdict must come first.
     const timeout = new Promise<never>((_, reject) => {
       stop = (error) => {
         onTimeout();
@@ -241,6 +235,13 @@ export class PgPoolSession implements DriverSession {
       timer = setTimeout(() => stop(new Error(`ping timed out after ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
     });
+    let ping: Promise<void>;
+    if (!this.saturated()) ping = this.pooledPing((fn) => (onTimeout = fn));
+    else if (this.ownPing) ping = Promise.reject(new Error("every pooled connection is busy and the previous ping's own connection is still waiting for the server"));
+    else {
+      ping = this.ownClientPing((fn) => (onTimeout = fn));
+      this.ownPing = ping.then(noop, noop).finally(() => (this.ownPing = undefined));
+    }
     // Closing the connection cancels its ping as a timeout would.
     const onAbort = () => stop(new Error('ping cancelled: the connection is closing'));
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -252,6 +253,7 @@ export class PgPoolSession implements DriverSession {
       ping.catch(noop);
     }
   }
+
 
   private async pooledPing(setOnTimeout: (fn: () => void) => void): Promise<void> {
     // Not saturated: an idle client is lent at once, or a new one is opened, which connect_timeout bounds. pg-pool's
