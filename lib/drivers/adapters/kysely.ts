@@ -48,3 +48,15 @@ export async function identifyTransactionClient<C>(transaction: unknown, identif
   if (typeof executor?.provideConnection !== 'function') return undefined;
   return identify(() => executor.provideConnection((connection) => connection.executeQuery(PROBE)));
 }
+
+/**
+ * The statements Kysely's PostgreSQL and SQLite drivers send to run a transaction (lower case, as they write them).
+ * They are not reported as queries, as MikroORM 6's Knex never reported its own: a flush is one INSERT in the query
+ * log and the traces on either major, not BEGIN, INSERT, COMMIT.
+ */
+const TRANSACTION_CONTROL = /^(begin|commit|rollback|start transaction( .*)?|savepoint .+|rollback to .+|release .+)$/;
+
+/** True for a statement Kysely sends to begin, end or mark a transaction. */
+export function isTransactionControl(sql: string): boolean {
+  return TRANSACTION_CONTROL.test(sql);
+}
