@@ -57,19 +57,36 @@ export interface SqlRunner {
   query<R = Record<string, unknown>>(statement: string): Promise<R[]>;
   /** Runs `work` in one transaction of the builder, its statements through `trx`. */
   transaction<T>(work: (trx: Pick<SqlRunner, 'query'>) => Promise<T>): Promise<T>;
-  /** Inserts one row into `table`. */
+  /** Inserts one row into `table` (a built statement, its values bound). */
   insert(table: string, row: Record<string, unknown>): Promise<void>;
+  /** Reads `column` of the rows of `table` matching `where` (built, values bound). */
+  select<R = Record<string, unknown>>(table: string, column: string, where: Record<string, unknown>): Promise<R[]>;
+  /** Deletes the rows of `table` matching `where` (built, values bound). */
+  delete(table: string, where: Record<string, unknown>): Promise<void>;
+}
+
+/** A Kysely query being built, as far as these helpers build one. */
+interface KyselyBuilding {
+  where(column: string, operator: '=', value: unknown): KyselyBuilding;
+  select(column: string): KyselyBuilding;
+  values(row: Record<string, unknown>): KyselyBuilding;
+  execute(): Promise<unknown[]>;
 }
 
 interface KyselyLike {
   transaction(): { execute<T>(work: (trx: KyselyLike) => Promise<T>): Promise<T> };
-  insertInto(table: string): { values(row: Record<string, unknown>): { execute(): Promise<unknown> } };
+  insertInto(table: string): KyselyBuilding;
+  selectFrom(table: string): KyselyBuilding;
+  deleteFrom(table: string): KyselyBuilding;
 }
 
 interface KnexLike {
   raw(statement: string): Promise<unknown>;
   transaction<T>(work: (trx: KnexLike) => Promise<T>): Promise<T>;
-  (table: string): { insert(row: Record<string, unknown>): Promise<unknown> };
+  (table: string): {
+    insert(row: Record<string, unknown>): Promise<unknown>;
+    where(where: Record<string, unknown>): { select(column: string): Promise<unknown[]>; del(): Promise<unknown> };
+  };
 }
 
 /**
@@ -88,7 +105,14 @@ function kyselyRunner(kysely: KyselyLike): SqlRunner {
     query: (statement) => query(kysely, statement),
     transaction: (work) => kysely.transaction().execute((trx) => work({ query: (statement) => query(trx, statement) })),
     insert: async (table, row) => void (await kysely.insertInto(table).values(row).execute()),
+    select: async <R>(table: string, column: string, where: Record<string, unknown>) => (await matching(kysely.selectFrom(table).select(column), where).execute()) as R[],
+    delete: async (table, where) => void (await matching(kysely.deleteFrom(table), where).execute()),
   };
+}
+
+/** `building` with one `where column = value` per entry of `where`. */
+function matching(building: KyselyBuilding, where: Record<string, unknown>): KyselyBuilding {
+  return Object.entries(where).reduce((query, [column, value]) => query.where(column, '=', value), building);
 }
 
 function knexRunner(knex: KnexLike, type: DatabaseType): SqlRunner {
@@ -103,6 +127,8 @@ function knexRunner(knex: KnexLike, type: DatabaseType): SqlRunner {
     query: (statement) => query(knex, statement),
     transaction: (work) => knex.transaction((trx) => work({ query: (statement) => query(trx, statement) })),
     insert: async (table, row) => void (await knex(table).insert(row)),
+    select: async <R>(table: string, column: string, where: Record<string, unknown>) => (await knex(table).where(where).select(column)) as R[],
+    delete: async (table, where) => void (await knex(table).where(where).del()),
   };
 }
 
@@ -119,27 +145,27 @@ export function nativeQuery<R = Record<string, unknown>>(connection: DbConnectio
   return connection.withNativeClient((client) => nativeClientQuery<R>(connection.type, client, statement));
 }
 
-/** `nativeQuery` on a client already lent (inside `withNativeClient`). */
-export async function nativeClientQuery<R = Record<string, unknown>>(type: DatabaseType, client: unknown, statement: string): Promise<R[]> {
-  if (type === 'postgres') return (await (client as { query(s: string): Promise<{ rows: R[] }> }).query(statement)).rows;
+/** `nativeQuery` on a client already lent (inside `withNativeClient`); `params` bind the statement's placeholders. */
+export async function nativeClientQuery<R = Record<string, unknown>>(type: DatabaseType, client: unknown, statement: string, params: unknown[] = []): Promise<R[]> {
+  if (type === 'postgres') return (await (client as { query(s: string, p: unknown[]): Promise<{ rows: R[] }> }).query(statement, params)).rows;
   if (type !== 'sqlite') throw new Error(`nativeQuery: no ${type} client here`);
   const database = client as BetterSqlite3Like & Sqlite3Like;
   // sqlite3 (MikroORM 6) has a callback `all` on the database; better-sqlite3 (7) only statements.
   if (typeof database.all === 'function') {
-    return new Promise((resolve, reject) => database.all(statement, (error, rows) => (error ? reject(error) : resolve(rows as R[]))));
+    return new Promise((resolve, reject) => database.all(statement, params, (error, rows) => (error ? reject(error) : resolve(rows as R[]))));
   }
   const prepared = database.prepare(statement);
-  if (prepared.reader) return prepared.all() as R[];
-  prepared.run();
+  if (prepared.reader) return prepared.all(...params) as R[];
+  prepared.run(...params);
   return [];
 }
 
 interface BetterSqlite3Like {
-  prepare(statement: string): { reader: boolean; all(): unknown[]; run(): unknown };
+  prepare(statement: string): { reader: boolean; all(...params: unknown[]): unknown[]; run(...params: unknown[]): unknown };
 }
 
 interface Sqlite3Like {
-  all(statement: string, callback: (error: Error | null, rows: unknown[]) => void): void;
+  all(statement: string, params: unknown[], callback: (error: Error | null, rows: unknown[]) => void): void;
 }
 
 /** The schema generator on either major (7: `create()` / `update()` / `drop()`; 6.6: `createSchema()` / …). */
