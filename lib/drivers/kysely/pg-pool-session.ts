@@ -115,8 +115,10 @@ export class PgPoolSession implements DriverSession {
       });
     });
     pool.on('remove', (client) => observer.closed(ledger.closed(client)));
-    // Errors of idle clients come to the pool (checked-out ones to their holder, and to the listener above).
-    pool.on('error', (error) => observer.connectionError(error));
+    // pg-pool re-emits an idle client's error on the pool, and the client's own listener above has reported it
+    // already (checked-out clients' errors come only there): told twice, a user would count two errors per dead
+    // connection. A listener stays, so an error event never goes unheard (MikroORM adds one too).
+    pool.on('error', noop);
     this.rawConnect = interceptConnect(pool, (connect) => this.acquire(connect));
   }
 
