@@ -9,7 +9,7 @@ import { register } from 'prom-client';
 import { afterAll, afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { DbManager, type DbManagerConfigInput, DbManagerModule, METRIC } from '../../lib';
 import { builderQuery } from '../support/mikro-orm-leg';
-import { scrape } from '../support/prometheus-text';
+import { type Scrape, scrape } from '../support/prometheus-text';
 
 const postgresUrl = inject('postgresUrl');
 const dir = mkdtempSync(join(tmpdir(), 'dbm-metrics-'));

@@ -402,6 +402,10 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/**
+ * Not Vitest's `vi.waitFor`: this module also runs in Vitest's globalSetup (the run's own PostgreSQL), where `vitest`
+ * cannot be imported; and a false here is not a failed test but the cue for a harder measure (SIGKILL).
+ */
 async function pollUntil(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
