@@ -52,6 +52,30 @@ describe('SQLite', () => {
   });
 });
 
+describe('SQLite: connect_timeout', () => {
+  it("bounds how long a statement waits for another connection's lock, from the first open", async () => {
+    const file = join(dir, 'locked.db');
+    const m = track(
+      await DbManager.create({
+        connections: { writer: { type: 'sqlite', filepath: file, connect_timeout: '300ms' }, locker: { type: 'sqlite', filepath: file, max_open_conns: 1 } },
+      }),
+    );
+    await sqlRunner(m.get('writer')).query('create table t (x integer)');
+    // The locker's one connection holds the database's write lock (its transaction outlives the lend).
+    await nativeQuery(m.get('locker'), 'begin exclusive');
+    const started = performance.now();
+    const error = await sqlRunner(m.get('writer'))
+      .query('insert into t values (1)')
+      .then(() => undefined, (e: unknown) => e as Error);
+    const waitedMs = performance.now() - started;
+    await nativeQuery(m.get('locker'), 'commit');
+    expect(error?.message).toMatch(/SQLITE_BUSY|database is locked/);
+    // Its busy timeout, not the driver's own default (5 s for better-sqlite3).
+    expect(waitedMs).toBeGreaterThanOrEqual(250);
+    expect(waitedMs).toBeLessThan(2_000);
+  });
+});
+
 describe('DbManager', () => {
   const two = () => ({
     default_connection: 'b',
