@@ -277,7 +277,14 @@ export class PgPoolSession implements DriverSession {
 
   private async ownClientPing(setOnTimeout: (fn: () => void) => void): Promise<void> {
     const pool = this.pool!;
-    const client = new this.clients.Client(pool.options) as unknown as PgClientLike & { connect(): Promise<void>; end(): Promise<void> };
+    const client = new this.clients.Client(pool.options) as unknown as PgClientLike & {
+      connect(): Promise<void>;
+      end(): Promise<void>;
+      on(event: 'error', listener: (error: Error) => void): unknown;
+    };
+    // Not the pool's, so no listener of the pool's: a socket torn down mid-query (the ping cancelled at close) makes pg
+    // emit 'error', which unheard would crash the process. The ping learns it from its own query's rejection.
+    client.on('error', noop);
     setOnTimeout(() => socketOf(client)?.destroy());
     try {
       await client.connect();
