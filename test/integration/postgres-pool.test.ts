@@ -88,6 +88,32 @@ describe(`PostgreSQL: EM, ${QUERY_BUILDER} and the native client share one pool`
   });
 });
 
+describe('PostgreSQL: closing during a health ping', () => {
+  it("never crashes the process, even when the ping runs on a saturated pool's own connection", async () => {
+    const uncaught: unknown[] = [];
+    const record = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', record);
+    try {
+      // The close lands at a different point of the ping each time: connecting, querying, ending.
+      for (let i = 0; i < 150; i++) {
+        const { db, m } = await postgres({ max_open_conns: 1 }, { health_check_interval: 0, shutdown_timeout: '20ms' });
+        let release!: () => void;
+        const holding = db.withNativeClient(() => new Promise<void>((resolve) => (release = resolve)));
+        await vi.waitFor(() => expect(db.stats().inUse).toBe(1));
+        const ping = db.healthCheck({ timeout: 2_000 }); // the pool is saturated: the ping opens a connection of its own
+        await new Promise((resolve) => setTimeout(resolve, (i % 10) + 1));
+        await m.close();
+        release();
+        await holding.catch(() => undefined);
+        await ping;
+      }
+    } finally {
+      process.off('uncaughtException', record);
+    }
+    expect(uncaught).toEqual([]);
+  }, 60_000);
+});
+
 describe('PostgreSQL: every pool field takes effect', () => {
   it('max_idle_conns: connections beyond it are closed when released', async () => {
     const { db, app } = await postgres({ max_open_conns: 6, max_idle_conns: 2 });
