@@ -363,7 +363,7 @@ describe('sample app on config.full.yaml: PostgreSQL, SQLite, MongoDB, SQL Serve
 
   describeEndpoints(() => ({ app, up, down }), 'postgres');
 
-  it.skipIf(onlyOnMikroOrm(7, 'connections of the types MikroORM 7 is not served for yet'))(
+  it.skipIf(onlyOnMikroOrm(7, 'checking the connections of types not served on MikroORM 7 yet'))(
     'on MikroORM 7, the connections of types it does not serve yet are down, saying so, and the app runs without them',
     async () => {
       const { body } = await http(app, '/health');
