@@ -28,8 +28,8 @@ export function onlyOnMikroOrm(major: MikroOrmMajor, what: string): string | und
 
 /**
  * Database types this release does not serve on MikroORM 7 yet (their driver says so when a pool opens). When one
- * lands, remove it here: tests that skip it on 7 then run it. The message their connections fail with is
- * `NOT_YET_ON_MIKRO_ORM_7`, so a test can check that a skip is still deserved.
+ * lands, remove it here: tests that skip it on 7 then run it. Their connections fail with
+ * `NOT_YET_ON_MIKRO_ORM_7_MESSAGE`, so a test can check that a skip is still deserved.
  */
 const NOT_YET_ON_MIKRO_ORM_7: readonly DatabaseType[] = ['mssql', 'mongodb', 'mysql', 'mariadb'];
 
