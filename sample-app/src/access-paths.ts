@@ -46,13 +46,14 @@ function nativeQuery(type: string, client: unknown, sql: string): Promise<unknow
     case 'postgres':
       return (client as import('pg').Client).query(sql).then((r) => r.rows);
     case 'sqlite':
-      // MikroORM 7 lends the better-sqlite3 database (synchronous); 6.6 a sqlite3 Database (callbacks).
-      if (typeof (client as { prepare?: unknown }).prepare === 'function') {
-        return Promise.resolve((client as { prepare(sql: string): { all(): unknown[] } }).prepare(sql).all());
+      // MikroORM 6.6 lends a sqlite3 Database (callbacks, and a prepare() of its own); 7 the better-sqlite3 database
+      // (synchronous statements, no all() on the database).
+      if (typeof (client as { all?: unknown }).all === 'function') {
+        return new Promise((resolve, reject) =>
+          (client as { all(sql: string, cb: (e: Error | null, rows: unknown[]) => void): void }).all(sql, (e, rows) => (e ? reject(e) : resolve(rows))),
+        );
       }
-      return new Promise((resolve, reject) =>
-        (client as { all(sql: string, cb: (e: Error | null, rows: unknown[]) => void): void }).all(sql, (e, rows) => (e ? reject(e) : resolve(rows))),
-      );
+      return Promise.resolve((client as { prepare(sql: string): { all(): unknown[] } }).prepare(sql).all());
     case 'mysql':
     case 'mariadb':
       // mysql2 (mysql) and the MariaDB connector (mariadb) both lend a callback-API connection.

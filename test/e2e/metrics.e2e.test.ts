@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { register } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { AppModule } from '../../sample-app/src/app.module';
 import { DbManager, METRIC } from '../../lib';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
@@ -21,17 +21,18 @@ let flakyServer: TestPostgres;
 let app: INestApplication;
 let baseUrl: string;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const metrics = () => scrape(baseUrl);
 
-async function until(check: (s: Scrape) => boolean, what: string, timeoutMs = 15_000): Promise<Scrape> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await metrics();
-    if (check(s)) return s;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
+/** Scrapes until `check` (assertions on the scrape) passes; resolves to that scrape. */
+function until(check: (s: Scrape) => void, timeoutMs = 15_000): Promise<Scrape> {
+  return vi.waitFor(
+    async () => {
+      const s = await metrics();
+      check(s);
+      return s;
+    },
+    { timeout: timeoutMs, interval: 50 },
+  );
 }
 
 beforeAll(async () => {
@@ -103,11 +104,11 @@ describe('sample app: GET /metrics under load, through an outage and a removal',
       ),
     );
     // Scraped over HTTP while the requests are still queued for the pool.
-    const during = await until(
-      (s) => s.value(METRIC.poolSize, { name: 'primary', state: 'in_use' }) === 2 && s.value(METRIC.poolSize, { name: 'primary', state: 'pending' })! > 0,
-      'in_use 2 with callers pending',
-    );
-    const midWaits = await until((s) => s.value(METRIC.waits, { name: 'primary' })! > waitsBefore, 'the wait count to grow');
+    const during = await until((s) => {
+      expect(s.value(METRIC.poolSize, { name: 'primary', state: 'in_use' }), 'in use').toBe(2);
+      expect(s.value(METRIC.poolSize, { name: 'primary', state: 'pending' }), 'callers pending').toBeGreaterThan(0);
+    });
+    const midWaits = await until((s) => expect(s.value(METRIC.waits, { name: 'primary' }), 'waits').toBeGreaterThan(waitsBefore));
     const statuses = await load;
     expect(statuses.every((code) => code === 200)).toBe(true);
 
@@ -141,12 +142,12 @@ describe('sample app: GET /metrics under load, through an outage and a removal',
     const failuresBefore = before.value(METRIC.reconnectAttempts, { name: 'flaky', result: 'failure' })!;
 
     await flakyServer.stop();
-    const down = await until((s) => s.value(METRIC.status, { name: 'flaky' }) === 0, 'flaky status 0');
+    const down = await until((s) => expect(s.value(METRIC.status, { name: 'flaky' }), 'flaky status').toBe(0));
     expect(down.value(METRIC.status, { name: 'primary' })).toBe(1);
-    await until((s) => s.value(METRIC.reconnectAttempts, { name: 'flaky', result: 'failure' })! > failuresBefore, 'a failed reconnect attempt');
+    await until((s) => expect(s.value(METRIC.reconnectAttempts, { name: 'flaky', result: 'failure' }), 'failed reconnect attempts').toBeGreaterThan(failuresBefore));
 
     await flakyServer.start();
-    const up = await until((s) => s.value(METRIC.status, { name: 'flaky' }) === 1, 'flaky status 1 again', 20_000);
+    const up = await until((s) => expect(s.value(METRIC.status, { name: 'flaky' }), 'flaky status').toBe(1), 20_000);
     expect(up.value(METRIC.reconnectAttempts, { name: 'flaky', result: 'success' })).toBeGreaterThan(successesBefore);
     const response = await fetch(`${baseUrl}/connections/flaky/native`);
     expect(response.status).toBe(200);

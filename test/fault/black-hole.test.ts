@@ -1,8 +1,8 @@
-import type { Knex } from 'knex';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConnectionFailedError, type DbManagerConfigInput } from '../../lib';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
-import { type HealthApp, startHealthApp, waitFor } from '../support/health-app';
+import { type HealthApp, startHealthApp } from '../support/health-app';
+import { builderQuery } from '../support/mikro-orm-leg';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 // Scenario 3: a network path that swallows every byte. Only the connection behind it may suffer: its checks end at
@@ -70,12 +70,12 @@ describe('fault: black-holed connection at runtime', () => {
 
   it('reports it down within its timeout while the other connection answers fast', async () => {
     const hole = h.manager.get('hole');
-    await Promise.all(Array.from({ length: MAX }, () => hole.knex<Knex>().raw('select pg_sleep(0.05)')));
+    await Promise.all(Array.from({ length: MAX }, () => builderQuery(hole, 'select pg_sleep(0.05)')));
     expect(hole.gauges()).toMatchObject({ idle: MAX, inUse: 0 });
     expect((await h.get('/health')).status).toBe(200);
     // Long queries on all but one pooled connection: once the path is black-holed their answers never come.
-    for (let i = 0; i < MAX - 1; i++) hung.push(hole.knex<Knex>().raw('select pg_sleep(30)').then(() => 'finished', (error: unknown) => error));
-    await waitFor(() => hole.gauges().inUse === MAX - 1, 1_000, 'long queries running');
+    for (let i = 0; i < MAX - 1; i++) hung.push(builderQuery(hole, 'select pg_sleep(30)').then(() => 'finished', (error: unknown) => error));
+    await vi.waitFor(() => expect(hole.gauges().inUse, 'long queries running').toBe(MAX - 1), { timeout: 1_000 });
 
     proxy.blackhole();
     const answer = await h.get('/health');
@@ -158,7 +158,7 @@ describe('fault: black-holed connection at runtime', () => {
     const started = performance.now();
     await h.close();
     const closeMs = Math.round(performance.now() - started);
-    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket to the black hole closed');
+    await vi.waitFor(() => expect(proxy.openSockets, 'sockets to the black hole').toBe(0), { timeout: 1_000 });
     const settled = await Promise.all(hung);
     console.log(`[fault:black-hole] app.close() with ${hung.length} queries hung on the black hole: ${closeMs} ms; sockets left: ${proxy.openSockets}`);
     expect(closeMs).toBeGreaterThanOrEqual(SHUTDOWN_TIMEOUT_MS - 50); // it gave the hung queries their chance
@@ -186,7 +186,7 @@ describe('fault: black-holed connection at startup', () => {
   afterEach(async () => {
     await h?.close();
     h = undefined;
-    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket to the black hole closed');
+    await vi.waitFor(() => expect(proxy.openSockets, 'sockets to the black hole').toBe(0), { timeout: 1_000 });
   });
 
   afterAll(async () => {

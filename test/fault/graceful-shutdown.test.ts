@@ -1,9 +1,9 @@
 import { ConsoleLogger, Logger } from '@nestjs/common';
-import type { Knex } from 'knex';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { DbManager, type DbManagerConfigInput } from '../../lib';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
-import { LogCapture, startHealthApp, waitFor } from '../support/health-app';
+import { LogCapture, startHealthApp } from '../support/health-app';
+import { builderQuery, sqlRunner } from '../support/mikro-orm-leg';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 // Shutdown: in-flight queries get up to shutdown_timeout to finish before the pools close; what still runs after
@@ -35,30 +35,29 @@ function config(shutdownTimeout: number | string, extra: Record<string, unknown>
 describe('fault: graceful shutdown', () => {
   it('lets in-flight queries and transactions finish before the pool closes', async () => {
     const manager = await DbManager.create(config('5s'));
-    const knex = manager.get('primary').knex<Knex>();
-    const query = knex.raw('select pg_sleep(0.6), 42 as answer').then((r) => r); // a builder runs once awaited
-    const transaction = knex.transaction(async (trx) => {
-      await trx.raw('select pg_sleep(0.4)');
-      return (await trx.raw('select 7 as seven')).rows[0].seven as number;
+    const builder = sqlRunner(manager.get('primary'));
+    const query = builder.query<{ answer: number }>('select pg_sleep(0.6), 42 as answer');
+    const transaction = builder.transaction(async (trx) => {
+      await trx.query('select pg_sleep(0.4)');
+      return (await trx.query<{ seven: number }>('select 7 as seven'))[0].seven;
     });
-    await waitFor(() => manager.get('primary').gauges().inUse === 2, 1_000, 'both at work');
+    await vi.waitFor(() => expect(manager.get('primary').gauges().inUse, 'connections at work').toBe(2), { timeout: 1_000 });
 
     const started = performance.now();
     await manager.close();
     const closeMs = Math.round(performance.now() - started);
     console.log(`[fault:shutdown] close() with a 600 ms query and a 400 ms transaction in flight: ${closeMs} ms (shutdown_timeout 5 s)`);
-    expect((await query).rows[0].answer).toBe(42);
+    expect((await query)[0].answer).toBe(42);
     expect(await transaction).toBe(7);
     expect(closeMs).toBeGreaterThanOrEqual(450);
     expect(closeMs).toBeLessThan(600 + MARGIN_MS);
-    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
+    await vi.waitFor(() => expect(proxy.openSockets, 'sockets open').toBe(0), { timeout: 1_000 });
   });
 
   it('cancels what still runs at shutdown_timeout, so shutdown is bounded', async () => {
     const manager = await DbManager.create(config(500));
-    const knex = manager.get('primary').knex<Knex>();
-    const stuck = knex.raw('select pg_sleep(20)').then(() => 'finished', (error: unknown) => error as Error);
-    await waitFor(() => manager.get('primary').gauges().inUse === 1, 1_000, 'the query at work');
+    const stuck = builderQuery(manager.get('primary'), 'select pg_sleep(20)').then(() => 'finished', (error: unknown) => error as Error);
+    await vi.waitFor(() => expect(manager.get('primary').gauges().inUse, 'connections at work').toBe(1), { timeout: 1_000 });
 
     const started = performance.now();
     await manager.close();
@@ -68,7 +67,7 @@ describe('fault: graceful shutdown', () => {
     expect(outcome).toBeInstanceOf(Error);
     expect(closeMs).toBeGreaterThanOrEqual(450);
     expect(closeMs).toBeLessThan(500 + MARGIN_MS);
-    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
+    await vi.waitFor(() => expect(proxy.openSockets, 'sockets open').toBe(0), { timeout: 1_000 });
   });
 
   it('is idempotent, and safe while a reconnect is under way', async () => {
@@ -77,12 +76,12 @@ describe('fault: graceful shutdown', () => {
     const connection = manager.get('primary');
     const attempts: string[] = [];
     connection.on('reconnect', (result) => attempts.push(result));
-    proxy.blackhole(); // every reconnect attempt now hangs until its health_check_timeout
+    proxy.blackhole(); // a reconnect attempt now hangs until its health_check_timeout, or fails at once once pings pile up
     onTestFinished(() => proxy.forward());
     await connection.healthCheck();
     expect(connection.status).toBe('down');
-    await waitFor(() => attempts.length >= 1, 5_000, 'a reconnect attempt');
-    await new Promise((resolve) => setTimeout(resolve, 100)); // inside the next attempt, whose connect hangs
+    // The reconnect loop under way: a second attempt has ended, and the next one is due 10 ms later.
+    await vi.waitFor(() => expect(attempts.length, 'reconnect attempts').toBeGreaterThanOrEqual(2), { timeout: 5_000 });
 
     const started = performance.now();
     const first = manager.close();
@@ -93,15 +92,19 @@ describe('fault: graceful shutdown', () => {
     await Promise.all([first, second, connectionClose]);
     const closeMs = Math.round(performance.now() - started);
     const attemptsAtClose = attempts.length;
+    const acceptedAtClose = proxy.acceptedSockets;
+    // Proving that nothing happens takes a window, not a condition: longer than a whole reconnect cycle (a 10 ms
+    // backoff and a 300 ms attempt), in which a loop still running would have connected to the proxy again.
     await new Promise((resolve) => setTimeout(resolve, 500));
     console.log(`[fault:shutdown] close() twice during a reconnect: ${closeMs} ms; reconnect attempts after close: ${attempts.length - attemptsAtClose}`);
     expect(attempts.length).toBe(attemptsAtClose); // the loop stopped for good
+    expect(proxy.acceptedSockets).toBe(acceptedAtClose);
     // It waits for the running attempt (≤ its 300 ms timeout), not for the attempt's connect (connect_timeout 10 s).
     expect(closeMs).toBeLessThan(300 + MARGIN_MS);
     expect(connection.status).toBe('closed');
     expect(manager.stats().totalConnections).toBe(0);
     await manager.close(); // a third call, after the first finished
-    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
+    await vi.waitFor(() => expect(proxy.openSockets, 'sockets open').toBe(0), { timeout: 1_000 });
   });
 
   it('cancels a connect still under way at once, and does not call it a busy connection', async () => {
@@ -114,7 +117,7 @@ describe('fault: graceful shutdown', () => {
     const manager = await DbManager.create(
       config('10s', { critical: false, connect_timeout: '2s', health_check_timeout: '2s' }, { retry_delay: '10ms', retry_max_delay: '10ms' }),
     );
-    await waitFor(() => proxy.openSockets >= 1, 2_000, 'a reconnect attempt connecting to the black hole');
+    await vi.waitFor(() => expect(proxy.openSockets, 'a reconnect attempt connecting to the black hole').toBeGreaterThanOrEqual(1), { timeout: 2_000 });
 
     const started = performance.now();
     await manager.close();
@@ -122,20 +125,19 @@ describe('fault: graceful shutdown', () => {
     console.log(`[fault:shutdown] close() while a connect to a black hole is under way: ${closeMs} ms (connect_timeout 2 s, shutdown_timeout 10 s)`);
     expect(closeMs).toBeLessThan(MARGIN_MS);
     expect(logs.matching(/DbManager/, /still busy/)).toEqual([]);
-    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
+    await vi.waitFor(() => expect(proxy.openSockets, 'sockets open').toBe(0), { timeout: 1_000 });
   });
 
   it('waits for in-flight queries on app.close() (Nest shutdown hook)', async () => {
     const h = await startHealthApp(config('5s'));
-    const knex = h.manager.get('primary').knex<Knex>();
-    const query = knex.raw('select pg_sleep(0.4), 1 as one').then((r) => r);
-    await waitFor(() => h.manager.get('primary').gauges().inUse === 1, 1_000, 'the query at work');
+    const query = builderQuery<{ one: number }>(h.manager.get('primary'), 'select pg_sleep(0.4), 1 as one');
+    await vi.waitFor(() => expect(h.manager.get('primary').gauges().inUse, 'connections at work').toBe(1), { timeout: 1_000 });
     const started = performance.now();
     await h.close();
     const closeMs = Math.round(performance.now() - started);
     console.log(`[fault:shutdown] app.close() with a 400 ms query in flight: ${closeMs} ms`);
-    expect((await query).rows[0].one).toBe(1);
+    expect((await query)[0].one).toBe(1);
     expect(closeMs).toBeGreaterThanOrEqual(250);
-    await waitFor(() => proxy.openSockets === 0, 1_000, 'every socket closed');
+    await vi.waitFor(() => expect(proxy.openSockets, 'sockets open').toBe(0), { timeout: 1_000 });
   });
 });

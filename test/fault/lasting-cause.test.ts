@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { DbManager } from '../../lib';
 import { LogCapture } from '../support/health-app';
+import { builderQuery } from '../support/mikro-orm-leg';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 // A connection that goes down for one reason and stays down for another — a dropped network, then a rotated
@@ -103,7 +104,7 @@ describe('a connection that stays down for another reason than the one it went d
     const { name, database } = await role();
     const server = new URL(url);
     const m = await manager(dsn(name, database, { host: server.hostname, port: Number(server.port) }));
-    await Promise.all(Array.from({ length: 4 }, () => m.get('app').knex().raw('select pg_sleep(0.02)')));
+    await Promise.all(Array.from({ length: 4 }, () => builderQuery(m.get('app'), 'select pg_sleep(0.02)')));
 
     await admin(`alter role ${name} password 'rotated-elsewhere'`);
     await admin(`select pg_terminate_backend(pid) from pg_stat_activity where usename = '${name}'`);
@@ -120,7 +121,7 @@ describe('a connection that stays down for another reason than the one it went d
     const { name, database } = await role(true);
     const server = new URL(url);
     const m = await manager(dsn(name, database, { host: server.hostname, port: Number(server.port) }));
-    await Promise.all(Array.from({ length: 4 }, () => m.get('app').knex().raw('select pg_sleep(0.02)')));
+    await Promise.all(Array.from({ length: 4 }, () => builderQuery(m.get('app'), 'select pg_sleep(0.02)')));
 
     await admin(`drop database ${database} with (force)`);
     await vi.waitFor(() => expect(m.get('app').status).toBe('down'));

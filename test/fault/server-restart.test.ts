@@ -1,8 +1,8 @@
-import type { Knex } from 'knex';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DbManager } from '../../lib';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
-import { type HealthApp, startHealthApp, waitFor } from '../support/health-app';
+import { type HealthApp, startHealthApp } from '../support/health-app';
+import { type SqlRunner, sqlRunner } from '../support/mikro-orm-leg';
 
 // Scenario 1: the server stops and comes back. /health must say why at once, and recover on its very next poll.
 const HEALTH_TIMEOUT_MS = 1_000;
@@ -17,14 +17,14 @@ interface QueryRecord {
 }
 
 /** Runs `select 1` back to back (a few in parallel) until stopped, recording each outcome. */
-function queryLoop(knex: Knex, parallel = 3): { records: QueryRecord[]; stop(): Promise<void> } {
+function queryLoop(builder: SqlRunner, parallel = 3): { records: QueryRecord[]; stop(): Promise<void> } {
   const records: QueryRecord[] = [];
   let running = true;
   const worker = async () => {
     while (running) {
       const startedAt = performance.now();
       try {
-        await knex.raw('select 1');
+        await builder.query('select 1');
         records.push({ startedAt, endedAt: performance.now(), ok: true });
       } catch (error) {
         records.push({ startedAt, endedAt: performance.now(), ok: false, error: String(error) });
@@ -65,11 +65,11 @@ describe('fault: PostgreSQL stopped and restarted', () => {
 
   it('answers 503 naming the cause while down, 200 on the first poll after the restart, and loses no query', async () => {
     const connection = h.manager.get('primary');
-    const knex = connection.knex<Knex>();
+    const builder = sqlRunner(connection);
     expect((await h.get('/health')).status).toBe(200);
-    await Promise.all(Array.from({ length: 4 }, () => knex.raw('select pg_sleep(0.05)'))); // fill the pool
+    await Promise.all(Array.from({ length: 4 }, () => builder.query('select pg_sleep(0.05)'))); // fill the pool
 
-    const loop = queryLoop(knex);
+    const loop = queryLoop(builder);
     await pg.stop();
     const stoppedAt = performance.now();
 
@@ -85,7 +85,8 @@ describe('fault: PostgreSQL stopped and restarted', () => {
     expect(stats.lastHealthCheck).not.toBeNull();
     expect(Date.parse(stats.lastHealthCheck!)).toBeGreaterThan(Date.now() - 5_000);
 
-    await new Promise((resolve) => setTimeout(resolve, 300)); // a while down: queries fail, the reconnect loop runs
+    // A while down: the loop's queries wait for a connection the server cannot give yet.
+    await vi.waitFor(() => expect(connection.stats().pending, 'queries waiting through the outage').toBeGreaterThan(0), { timeout: 2_000 });
     await pg.start();
     const readyAt = performance.now();
 
@@ -95,7 +96,10 @@ describe('fault: PostgreSQL stopped and restarted', () => {
     expect(up.body.details.primary.status).toBe('up');
     expect(h.manager.stats().connections.primary.status).toBe('up');
 
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Queries keep running after the restart.
+    await vi.waitFor(() => expect(loop.records.filter((r) => r.startedAt >= readyAt && r.ok).length, 'queries after the restart').toBeGreaterThan(10), {
+      timeout: 5_000,
+    });
     await loop.stop();
     const afterReady = loop.records.filter((r) => r.startedAt >= readyAt);
     const failedAfterReady = afterReady.filter((r) => !r.ok);
@@ -133,13 +137,14 @@ describe('fault: PostgreSQL stopped and restarted', () => {
       connection.on('reconnect', (result) => attempts.push(result));
       await pg.stop();
       const stoppedAt = performance.now();
-      await waitFor(() => connection.stats().status === 'down', INTERVAL_MS + MARGIN_MS, 'status down');
+      await vi.waitFor(() => expect(connection.stats().status).toBe('down'), { timeout: INTERVAL_MS + MARGIN_MS, interval: 10 });
       const downMs = Math.round(performance.now() - stoppedAt);
 
-      await new Promise((resolve) => setTimeout(resolve, 1_200)); // at least one pass of the loop while down
+      // At least one pass of the loop while down: a reconnect attempt that failed.
+      await vi.waitFor(() => expect(attempts, 'reconnect attempts while down').toContain('failure'), { timeout: 3 * INTERVAL_MS });
       await pg.start();
       const readyAt = performance.now();
-      await waitFor(() => connection.stats().status === 'up', INTERVAL_MS + MARGIN_MS, 'status up');
+      await vi.waitFor(() => expect(connection.stats().status).toBe('up'), { timeout: INTERVAL_MS + MARGIN_MS, interval: 10 });
       const upMs = Math.round(performance.now() - readyAt);
       console.log(`[fault:restart] stats() without /health: down ${downMs} ms after the stop, up ${upMs} ms after the server was ready`);
       const stats = connection.stats();
@@ -153,7 +158,7 @@ describe('fault: PostgreSQL stopped and restarted', () => {
   });
 
   it('logs each status transition once, not on every tick', async () => {
-    await waitFor(() => h.manager.get('primary').status === 'up', INTERVAL_MS + MARGIN_MS, 'primary up');
+    await vi.waitFor(() => expect(h.manager.get('primary').status).toBe('up'), { timeout: INTERVAL_MS + MARGIN_MS });
     const count = (context: string, pattern: RegExp) => h.logs.matching(context, pattern).length;
     // Two outages, each seen by the app's "primary" through many failed checks and loop passes: one line per change.
     expect(count('DbManager:primary', /is down/)).toBe(2);

@@ -1,9 +1,9 @@
 import { Logger } from '@nestjs/common';
-import type { Knex } from 'knex';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConnectionFailedError, DbManager } from '../../lib';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
-import { type HealthApp, LogCapture, startHealthApp, waitFor } from '../support/health-app';
+import { type HealthApp, LogCapture, startHealthApp } from '../support/health-app';
+import { builderQuery } from '../support/mikro-orm-leg';
 
 // Scenario 4: the app starts while its database is down. A critical connection retries with capped, jittered
 // backoff and then fails clearly; a non-critical one starts down and heals by itself once the server appears.
@@ -97,10 +97,10 @@ describe('fault: startup while the server is down', () => {
       expect(down.body.details.offline).toMatchObject({ status: 'degraded', critical: false });
       expect(down.body.details.offline.message).toMatch(/ECONNREFUSED/);
 
-      await waitFor(() => attempts.length >= 2, 3_000, 'background reconnect attempts while the server is down');
+      await vi.waitFor(() => expect(attempts.length, 'background reconnect attempts while the server is down').toBeGreaterThanOrEqual(2), { timeout: 3_000 });
       await pg.start();
       const readyAt = performance.now();
-      await waitFor(() => connection.status === 'up', 400 + 1_000, 'the connection to come up by itself');
+      await vi.waitFor(() => expect(connection.status, 'the connection, coming up by itself').toBe('up'), { timeout: 400 + 1_000, interval: 10 });
       const upMs = Math.round(performance.now() - readyAt);
       const failures = attempts.filter((a) => a.result === 'failure').length;
       console.log(
@@ -111,7 +111,7 @@ describe('fault: startup while the server is down', () => {
       expect(startupMs).toBeLessThan(2_000);
       expect(attempts.at(-1)?.result).toBe('success');
       expect(connection.stats()).toMatchObject({ status: 'up', reconnects: 1, lastError: null });
-      expect(await connection.knex<Knex>().raw('select 1 as one')).toMatchObject({ rows: [{ one: 1 }] });
+      expect(await builderQuery(connection, 'select 1 as one')).toEqual([{ one: 1 }]);
       expect((await h.get('/health')).body.details.offline.status).toBe('up');
       expect(h.logs.matching('DbManager:offline', /is up again/)).toHaveLength(1);
     });

@@ -1,9 +1,9 @@
 import { Logger } from '@nestjs/common';
-import type { SqlEntityManager } from '@mikro-orm/knex';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { AcquireTimeoutError, ConnectionFailedError, type DbConnection, DbManager, type DbManagerConfigInput } from '../../lib';
 import { LogCapture } from '../support/health-app';
+import { builderQuery, QUERY_BUILDER } from '../support/mikro-orm-leg';
 import { peakBackendsDuring } from '../support/pg-activity';
 
 // The server's connection limit (SQLSTATE 53300), reached through a role's CONNECTION LIMIT on the run's PostgreSQL:
@@ -72,8 +72,8 @@ async function manager(config: DbManagerConfigInput): Promise<DbManager> {
 /** One query through each access path the connection offers, each needing a pooled connection. */
 function throughEveryPath(db: DbConnection, sql: string): Promise<unknown>[] {
   return [
-    (db.em.fork() as SqlEntityManager).execute(sql),
-    db.knex().raw(sql).then((r) => r),
+    db.em.fork().getConnection().execute(sql),
+    builderQuery(db, sql),
     db.withNativeClient((client: pg.Client) => client.query(sql)),
   ];
 }
@@ -109,7 +109,7 @@ describe('PostgreSQL at its connection limit (53300)', () => {
     await release();
     const m = await starting;
     expect(m.get('limited').status).toBe('up');
-    expect(await m.get('limited').knex().raw('select 1 as one')).toMatchObject({ rows: [{ one: 1 }] });
+    expect(await builderQuery(m.get('limited'), 'select 1 as one')).toEqual([{ one: 1 }]);
   });
 
   it('60 waiting queries share the connections the server allows instead of failing with "too many connections"', async () => {
@@ -129,7 +129,7 @@ describe('PostgreSQL at its connection limit (53300)', () => {
     const outcomes = await Promise.all(jobs);
     const failed = outcomes.filter((o) => o !== 'ok');
     console.log(
-      `[limit] 60 queries (EM, Knex, native) on a pool of 10 whose role may open ${LIMIT}: ${failed.length} failed, ` +
+      `[limit] 60 queries (EM, ${QUERY_BUILDER}, native) on a pool of 10 whose role may open ${LIMIT}: ${failed.length} failed, ` +
         `${Math.round(performance.now() - started)} ms, peak ${peak} server connections`,
     );
     expect(failed).toEqual([]);
@@ -146,14 +146,14 @@ describe('PostgreSQL at its connection limit (53300)', () => {
     });
     const db = m.get('limited');
     // The pool's one connection is busy, and the test takes the role's last slot: new connections are refused.
-    const busy = db.knex().raw('select pg_sleep(3)').then((r) => r);
+    const busy = builderQuery(db, 'select pg_sleep(3)');
     await vi.waitFor(() => expect(db.stats().inUse).toBe(1));
     await occupy(roleUrl, 1);
 
     const started = performance.now();
     const errors = await Promise.all(throughEveryPath(db, 'select 1').map((p) => p.then(() => undefined, (e: unknown) => e as Error)));
     const ms = Math.round(performance.now() - started);
-    console.log(`[limit] EM, Knex and native waiting on a refused pool: failed after ${ms} ms with: ${errors[0]?.message}`);
+    console.log(`[limit] EM, ${QUERY_BUILDER} and native waiting on a refused pool: failed after ${ms} ms with: ${errors[0]?.message}`);
     for (const error of errors) {
       expect(error).toBeInstanceOf(AcquireTimeoutError);
       expect(error!.name).toBe('AcquireTimeoutError');
@@ -181,7 +181,7 @@ describe('PostgreSQL at its connection limit (53300)', () => {
     expect(tenant.stats().lastError).toMatch(/too many connections for role .* \(53300\)/);
     await release();
     await vi.waitFor(() => expect(tenant.status).toBe('up'), { timeout: 3_000 });
-    expect(await tenant.knex().raw('select 1 as one')).toMatchObject({ rows: [{ one: 1 }] });
+    expect(await builderQuery(tenant, 'select 1 as one')).toEqual([{ one: 1 }]);
   });
 });
 
@@ -198,7 +198,7 @@ describe('PostgreSQL: a permanent connect error', () => {
     await vi.waitFor(() => expect(db.stats().open).toBe(0), { timeout: 3_000 });
 
     const started = performance.now();
-    const outcomes = await Promise.all(Array.from({ length: 30 }, () => db.knex().raw('select 1').then(() => undefined, (e: unknown) => e as Error & { code?: string })));
+    const outcomes = await Promise.all(Array.from({ length: 30 }, () => builderQuery(db, 'select 1').then(() => undefined, (e: unknown) => e as Error & { code?: string })));
     const ms = Math.round(performance.now() - started);
     console.log(`[limit] 30 callers after a password rotation: all failed in ${ms} ms (acquire_timeout 10 s) with: ${outcomes[0]?.message}`);
     for (const error of outcomes) {

@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DbManager, DbManagerConfigError, type DbManagerConfigInput, dbManagerYamlConfig } from '../../lib';
+import { builderQuery } from '../support/mikro-orm-leg';
 
 // A password with every character a URL reserves, a space and non-ASCII, on a real role of the suite's PostgreSQL.
 const PASSWORD = 'p@ss:w/r?d#5%&x y-ünï€';
@@ -43,8 +44,8 @@ afterAll(async () => {
 async function whoAmI(connection: Record<string, unknown>): Promise<string> {
   const manager = await DbManager.create({ retry_attempts: 1, health_check_interval: 0, connections: { db: { type: 'postgres', ...connection } } } as DbManagerConfigInput);
   managers.push(manager);
-  const result = (await manager.get('db').knex().raw('select current_user as who')) as { rows: Array<{ who: string }> };
-  return result.rows[0].who;
+  const rows = await builderQuery<{ who: string }>(manager.get('db'), 'select current_user as who');
+  return rows[0].who;
 }
 
 describe('passwords in DSNs, on a real PostgreSQL role whose password has @ : / ? # % &, a space and unicode', () => {
@@ -67,7 +68,7 @@ describe('passwords in DSNs, on a real PostgreSQL role whose password has @ : / 
     const manager = await DbManager.create({ health_check_interval: 0, connections: {} });
     managers.push(manager);
     const added = await manager.add('late', { type: 'postgres', dsn: `postgres://${ROLE}:\${DBM_DSN_PASSWORD}@${at}` });
-    expect(((await added.knex().raw('select current_user as who')) as { rows: Array<{ who: string }> }).rows[0].who).toBe(ROLE);
+    expect((await builderQuery<{ who: string }>(added, 'select current_user as who'))[0].who).toBe(ROLE);
   });
 
   it('the same through a YAML file and dbManagerYamlConfig', async () => {
@@ -79,7 +80,7 @@ describe('passwords in DSNs, on a real PostgreSQL role whose password has @ : / 
       const { dbmanager } = dbManagerYamlConfig(relative(process.cwd(), file))();
       const manager = await DbManager.create({ ...dbmanager, retry_attempts: 1, health_check_interval: 0 });
       managers.push(manager);
-      expect(((await manager.get('db').knex().raw('select current_user as who')) as { rows: Array<{ who: string }> }).rows[0].who).toBe(ROLE);
+      expect((await builderQuery<{ who: string }>(manager.get('db'), 'select current_user as who'))[0].who).toBe(ROLE);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -7,6 +7,7 @@ import { getRepositoryToken as mikroOrmNestjsRepositoryToken } from '@mikro-orm/
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { type DbConnection, DbManager, DbManagerConfigError, DbManagerModule, getRepositoryToken, InjectRepository } from '../../lib';
+import { schemaOf } from '../support/mikro-orm-leg';
 
 // Entities as both MikroORM majors define them (6.6 and 7 have defineEntity and EntitySchema; 7 has no decorators in
 // core): a class given its schema by defineEntity, with a custom repository, and a bare EntitySchema.
@@ -102,8 +103,8 @@ async function boot(root: unknown, logger: LoggerService | false = false) {
   const manager = app.get(DbManager);
   // Table creation needs the entities discovered: forFeature put them there, nothing under mikro_orm.
   for (const name of ['pg', 'local']) {
-    await manager.get(name).orm.schema.dropSchema();
-    await manager.get(name).orm.schema.createSchema();
+    await schemaOf(manager.get(name).orm).drop();
+    await schemaOf(manager.get(name).orm).create();
   }
   return { app, manager, url: await app.getUrl() };
 }
@@ -179,7 +180,7 @@ describe('DbManagerModule.forFeature', () => {
     // "tenant" is not configured: its entities wait for add(), with one warning at startup.
     expect(logs.filter((l) => l.includes('"tenant"'))).toEqual([expect.stringContaining('forFeature() registered entities for "tenant", which is not configured')]);
     const tenant = await manager.add('tenant', { type: 'sqlite', filepath: ':memory:' });
-    await tenant.orm.schema.createSchema();
+    await schemaOf(tenant.orm).create();
     const em = tenant.em.fork();
     em.create(Audit, { action: 'tenant signed up' });
     await em.flush();

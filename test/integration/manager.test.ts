@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import {
   ConnectionClosedError,
   ConnectionNotFoundError,
@@ -10,6 +10,7 @@ import {
   NoDefaultConnectionError,
   NotMongoDatabaseError,
 } from '../../lib';
+import { nativeQuery, QUERY_BUILDER, sqlRunner } from '../support/mikro-orm-leg';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbm-manager-'));
 let managers: DbManager[] = [];
@@ -21,22 +22,18 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const sqliteAll = (db: unknown, sql: string) =>
-  new Promise<unknown[]>((resolve, reject) =>
-    (db as { all(s: string, cb: (e: Error | null, rows: unknown[]) => void): void }).all(sql, (e, rows) => (e ? reject(e) : resolve(rows))),
-  );
-
 describe('SQLite', () => {
   it(':memory: keeps its data for the life of the connection, through every access path and idle time', async () => {
     const m = track(await DbManager.create({ connections: { mem: { type: 'sqlite', filepath: ':memory:', conn_max_idle_time: '100ms' } } }));
     const mem = m.get('mem');
-    await mem.knex().raw('create table kv (k text primary key, v text)');
-    await mem.knex()('kv').insert({ k: 'a', v: 'knex' });
+    await sqlRunner(mem).query('create table kv (k text primary key, v text)');
+    await sqlRunner(mem).insert('kv', { k: 'a', v: QUERY_BUILDER });
     await mem.em.fork().getConnection().execute("insert into kv values ('b', 'em')");
-    await mem.withNativeClient((db) => new Promise<void>((r, j) => (db as { run(s: string, cb: (e: Error | null) => void): void }).run("insert into kv values ('c', 'native')", (e) => (e ? j(e) : r()))));
+    await nativeQuery(mem, "insert into kv values ('c', 'native')");
+    // Well past conn_max_idle_time (and the idle reaper's pass): the one connection must not have been closed.
     await new Promise((r) => setTimeout(r, 400));
-    expect(await mem.withNativeClient((db) => sqliteAll(db, 'select k, v from kv order by k'))).toEqual([
-      { k: 'a', v: 'knex' },
+    expect(await nativeQuery(mem, 'select k, v from kv order by k')).toEqual([
+      { k: 'a', v: QUERY_BUILDER },
       { k: 'b', v: 'em' },
       { k: 'c', v: 'native' },
     ]);
@@ -47,11 +44,35 @@ describe('SQLite', () => {
     const file = join(dir, 'shared.db');
     const m = track(await DbManager.create({ connections: { file: { type: 'sqlite', filepath: file, max_open_conns: 3 } } }));
     const db = m.get('file');
-    await db.knex().raw('create table t (x integer)');
-    await Promise.all(Array.from({ length: 9 }, (_, i) => db.knex()('t').insert({ x: i })));
-    const [{ n }] = (await db.knex().raw('select count(*) as n from t')) as { n: number }[];
+    await sqlRunner(db).query('create table t (x integer)');
+    await Promise.all(Array.from({ length: 9 }, (_, i) => sqlRunner(db).insert('t', { x: i })));
+    const [{ n }] = await sqlRunner(db).query<{ n: number }>('select count(*) as n from t');
     expect(n).toBe(9);
     expect(db.stats().open).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('SQLite: connect_timeout', () => {
+  it("bounds how long a statement waits for another connection's lock, from the first open", async () => {
+    const file = join(dir, 'locked.db');
+    const m = track(
+      await DbManager.create({
+        connections: { writer: { type: 'sqlite', filepath: file, connect_timeout: '300ms' }, locker: { type: 'sqlite', filepath: file, max_open_conns: 1 } },
+      }),
+    );
+    await sqlRunner(m.get('writer')).query('create table t (x integer)');
+    // The locker's one connection holds the database's write lock (its transaction outlives the lend).
+    await nativeQuery(m.get('locker'), 'begin exclusive');
+    const started = performance.now();
+    const error = await sqlRunner(m.get('writer'))
+      .query('insert into t values (1)')
+      .then(() => undefined, (e: unknown) => e as Error);
+    const waitedMs = performance.now() - started;
+    await nativeQuery(m.get('locker'), 'commit');
+    expect(error?.message).toMatch(/SQLITE_BUSY|database is locked/);
+    // Its busy timeout, not the driver's own default (5 s for better-sqlite3).
+    expect(waitedMs).toBeGreaterThanOrEqual(250);
+    expect(waitedMs).toBeLessThan(2_000);
   });
 });
 
@@ -60,7 +81,7 @@ describe('DbManager', () => {
     default_connection: 'b',
     connections: {
       a: { type: 'sqlite', filepath: ':memory:', tags: { tier: 'hot', region: 'eu' } },
-      b: { type: 'sqlite', filepath: ':memory:', default_orm: 'knex', tags: { tier: 'cold' } },
+      b: { type: 'sqlite', filepath: ':memory:', default_orm: QUERY_BUILDER, tags: { tier: 'cold' } },
     },
   });
 
@@ -90,8 +111,7 @@ describe('DbManager', () => {
 
   it('getDefaultDatabase follows default_orm, and setDefault moves it', async () => {
     const m = track(await DbManager.create(two()));
-    const knex = m.getDefaultDatabase() as { raw(sql: string): Promise<unknown> };
-    expect(typeof knex.raw).toBe('function');
+    expect(m.getDefaultDatabase()).toBe(sqlRunner(m.get('b')).builder);
     m.setDefault('a');
     expect(m.getDefault().name).toBe('a');
     expect(m.getDefaultDatabase()).toBe(m.get('a').em);
@@ -113,7 +133,7 @@ describe('DbManager', () => {
     await expect(m.add('bad', { type: 'sqlite' } as never)).rejects.toThrow(/connections\.bad\.filepath: is required/);
     await m.remove('extra');
     expect(c.status).toBe('closed');
-    expect(() => c.knex()).toThrow(ConnectionClosedError);
+    expect(() => c[QUERY_BUILDER]()).toThrow(ConnectionClosedError);
     expect(m.names()).toEqual(['a', 'b']);
     await expect(m.remove('extra')).rejects.toThrow(ConnectionNotFoundError);
     await expect(m.remove('b')).rejects.toThrow(/is the default connection; call setDefault\(\) with another name/);
@@ -125,7 +145,8 @@ describe('DbManager', () => {
   it('inherits the manager pool defaults in add()', async () => {
     const m = track(await DbManager.create({ max_open_conns: 3, connections: {} }));
     expect(() => m.getDefault()).toThrow(NoDefaultConnectionError);
-    const c = await m.add('late', { type: 'sqlite', filepath: join(dir, 'late.db') });
+    // PostgreSQL: a pool on both majors (on MikroORM 7 a SQLite connection is one database, its max always 1).
+    const c = await m.add('late', { type: 'postgres', dsn: inject('postgresUrl') });
     expect(c.stats().max).toBe(3);
     expect(m.getDefault().name).toBe('late');
   });

@@ -15,6 +15,7 @@ import {
   InjectConnection,
   InjectEntityManager,
 } from '../../lib';
+import { builderQuery, schemaOf } from '../support/mikro-orm-leg';
 
 class Item {
   id!: number;
@@ -50,7 +51,7 @@ class ItemsController {
     this.items.em.create(Item, { label: `item-${Date.now()}` });
     await this.items.em.flush();
     const forked = this.items.em.getContext() !== this.items.em;
-    return { count: await this.items.em.count(Item), forked, other: (await this.items.other.knex().raw('select 7 as n'))[0].n };
+    return { count: await this.items.em.count(Item), forked, other: (await builderQuery<{ n: number }>(this.items.other, 'select 7 as n'))[0].n };
   }
 }
 
@@ -81,7 +82,7 @@ async function boot(imports: unknown[]) {
 describe('DbManagerModule', () => {
   it('forRoot: injects connections and request-scoped EntityManagers by name and by default', async () => {
     const { app, url } = await boot([DbManagerModule.forRoot(config())]);
-    await app.get(DbManager).get('main').orm.schema.createSchema();
+    await schemaOf(app.get(DbManager).get('main').orm).create();
     const service = app.get(ItemsService);
     expect(service.primary.name).toBe('main');
     expect(service.other.name).toBe('other');
@@ -143,7 +144,7 @@ describe('DbManagerModule', () => {
     expect(firstManager.closed).toBe(true);
 
     const second = await boot([DbManagerModule.forRoot(config())]);
-    await second.app.get(DbManager).get('main').orm.schema.createSchema();
+    await schemaOf(second.app.get(DbManager).get('main').orm).create();
     const body = await (await fetch(`${second.url}/items`)).json();
     expect(body).toEqual({ count: 1, forked: true, other: 7 });
   });

@@ -1,7 +1,8 @@
-import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import type pg from 'pg';
 import { type DbConnection, DbManager, type DbManagerConfigInput } from '../../lib';
-import { countBackends, peakBackendsDuring, waitFor } from '../support/pg-activity';
+import { builderQuery, QUERY_BUILDER } from '../support/mikro-orm-leg';
+import { countBackends, peakBackendsDuring } from '../support/pg-activity';
 import { startTcpProxy } from '../support/tcp-proxy';
 
 const url = inject('postgresUrl');
@@ -23,10 +24,10 @@ afterEach(async () => {
 
 beforeAll(async () => {
   const { db } = await postgres();
-  await db.knex().raw('create table if not exists pool_items (id serial primary key, label text)');
+  await builderQuery(db, 'create table if not exists pool_items (id serial primary key, label text)');
 });
 
-describe('PostgreSQL: EM, Knex and the native client share one pool', () => {
+describe(`PostgreSQL: EM, ${QUERY_BUILDER} and the native client share one pool`, () => {
   it('never opens more server connections than max_open_conns, whichever access path runs', async () => {
     const { db, app } = await postgres({ max_open_conns: 4 });
     const jobs = Array.from({ length: 60 }, (_, i) => {
@@ -34,7 +35,7 @@ describe('PostgreSQL: EM, Knex and the native client share one pool', () => {
         case 0:
           return db.em.fork().getConnection().execute('select pg_sleep(0.01), 1 as one');
         case 1:
-          return db.knex().raw('select pg_sleep(0.01), 2 as two');
+          return builderQuery(db, 'select pg_sleep(0.01), 2 as two');
         default:
           return db.withNativeClient((client: pg.Client) => client.query('select pg_sleep(0.01), 3 as three'));
       }
@@ -55,7 +56,7 @@ describe('PostgreSQL: EM, Knex and the native client share one pool', () => {
     for (let i = 0; i < 3; i++) {
       await db.withNativeClient(async (client: pg.Client) => pids.add((await client.query('select pg_backend_pid() as pid')).rows[0].pid));
     }
-    const [{ pid }] = (await db.knex().raw('select pg_backend_pid() as pid')).rows;
+    const [{ pid }] = await builderQuery(db, 'select pg_backend_pid() as pid');
     expect([...pids]).toEqual([pid]);
     expect(db.stats()).toMatchObject({ inUse: 0, idle: 1 });
   });
@@ -67,7 +68,7 @@ describe('PostgreSQL: EM, Knex and the native client share one pool', () => {
       return db.withNativeClient(async (client: pg.Client) => (await client.query("select count(*)::int as n from pool_items where label = 'uncommitted'")).rows[0].n);
     });
     expect(seen).toBeGreaterThanOrEqual(1);
-    await db.knex().raw("delete from pool_items where label = 'uncommitted'");
+    await builderQuery(db, "delete from pool_items where label = 'uncommitted'");
   });
 
   it('fails a withNativeClient that cannot get a connection with a clear error after acquire_timeout', async () => {
@@ -75,7 +76,7 @@ describe('PostgreSQL: EM, Knex and the native client share one pool', () => {
     let release!: () => void;
     const holding = db.withNativeClient(() => new Promise<void>((r) => (release = r)));
     try {
-      await waitFor(() => db.stats().inUse === 1, 2_000, 'the only connection to be in use');
+      await vi.waitFor(() => expect(db.stats().inUse, 'connections in use').toBe(1), { timeout: 2_000 });
       const started = performance.now();
       await expect(db.withNativeClient(() => 1)).rejects.toThrow(/^Connection "pg": timed out after 300 ms \(acquire_timeout\) waiting for a pooled connection, all 1 being in use\. Raise max_open_conns/);
       expect(performance.now() - started).toBeLessThan(1_500);
@@ -87,27 +88,54 @@ describe('PostgreSQL: EM, Knex and the native client share one pool', () => {
   });
 });
 
+describe('PostgreSQL: closing during a health ping', () => {
+  it("never crashes the process, even when the ping runs on a saturated pool's own connection", async () => {
+    const uncaught: unknown[] = [];
+    const record = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', record);
+    try {
+      // The close lands at a different point of the ping each time: connecting, querying, ending.
+      for (let i = 0; i < 150; i++) {
+        const { db, m } = await postgres({ max_open_conns: 1 }, { health_check_interval: 0, shutdown_timeout: '20ms' });
+        let release!: () => void;
+        const holding = db.withNativeClient(() => new Promise<void>((resolve) => (release = resolve)));
+        await vi.waitFor(() => expect(db.stats().inUse).toBe(1));
+        const ping = db.healthCheck({ timeout: 2_000 }); // the pool is saturated: the ping opens a connection of its own
+        await new Promise((resolve) => setTimeout(resolve, (i % 10) + 1));
+        await m.close();
+        release();
+        await holding.catch(() => undefined);
+        await ping;
+      }
+    } finally {
+      process.off('uncaughtException', record);
+    }
+    expect(uncaught).toEqual([]);
+  }, 60_000);
+});
+
 describe('PostgreSQL: every pool field takes effect', () => {
   it('max_idle_conns: connections beyond it are closed when released', async () => {
     const { db, app } = await postgres({ max_open_conns: 6, max_idle_conns: 2 });
-    await Promise.all(Array.from({ length: 6 }, () => db.knex().raw('select pg_sleep(0.2)')));
-    await waitFor(() => db.stats().idle === 2, 2_000, 'two idle connections');
-    await waitFor(async () => (await countBackends(url, app)) === 2, 3_000, 'two server connections');
+    await Promise.all(Array.from({ length: 6 }, () => builderQuery(db, 'select pg_sleep(0.2)')));
+    await vi.waitFor(() => expect(db.stats().idle, 'idle connections').toBe(2), { timeout: 2_000 });
+    await expect.poll(() => countBackends(url, app), { message: 'server connections', timeout: 3_000 }).toBe(2);
     expect(db.stats().maxIdleClosed).toBe(4);
   });
 
   it('conn_max_idle_time: idle connections are closed after it', async () => {
     const { db, app } = await postgres({ max_open_conns: 3, conn_max_idle_time: '300ms' });
-    await Promise.all(Array.from({ length: 3 }, () => db.knex().raw('select pg_sleep(0.05)')));
+    await Promise.all(Array.from({ length: 3 }, () => builderQuery(db, 'select pg_sleep(0.05)')));
     expect(await countBackends(url, app)).toBe(3);
-    const elapsed = await waitFor(async () => (await countBackends(url, app)) === 0, 3_000, 'idle connections to close');
-    expect(elapsed).toBeGreaterThan(150);
+    const started = performance.now();
+    await expect.poll(() => countBackends(url, app), { message: 'server connections after idle time', timeout: 3_000 }).toBe(0);
+    expect(performance.now() - started).toBeGreaterThan(150);
     expect(db.stats().idleClosed).toBe(3);
   });
 
   it('conn_max_lifetime: a connection older than it is replaced instead of reused', async () => {
     const { db } = await postgres({ max_open_conns: 1, conn_max_lifetime: '300ms' });
-    const pid = async () => (await db.knex().raw('select pg_backend_pid() as pid')).rows[0].pid as number;
+    const pid = async () => (await builderQuery<{ pid: number }>(db, 'select pg_backend_pid() as pid'))[0].pid;
     const first = await pid();
     expect(await pid()).toBe(first);
     await new Promise((r) => setTimeout(r, 400));
@@ -118,26 +146,25 @@ describe('PostgreSQL: every pool field takes effect', () => {
   it('query_timeout: the server cancels a statement that runs longer, and the connection stays usable', async () => {
     const { db } = await postgres({ max_open_conns: 1, query_timeout: '300ms' });
     const started = performance.now();
-    await expect(db.knex().raw('select pg_sleep(3)')).rejects.toMatchObject({ code: '57014' });
+    await expect(builderQuery(db, 'select pg_sleep(3)')).rejects.toMatchObject({ code: '57014' });
     expect(performance.now() - started).toBeLessThan(2_000);
-    expect((await db.knex().raw('select 1 as ok')).rows[0].ok).toBe(1);
+    expect((await builderQuery(db, 'select 1 as ok'))[0].ok).toBe(1);
   });
 
   it('application_name and schema reach the server session', async () => {
     const { db, app } = await postgres({ schema: 'dbm_schema_test' });
-    await db.knex().raw('create schema if not exists dbm_schema_test');
-    const { rows } = await db.knex().raw('select current_setting(?) as app, current_setting(?) as path', ['application_name', 'search_path']);
+    await builderQuery(db, 'create schema if not exists dbm_schema_test');
+    const rows = await builderQuery(db, "select current_setting('application_name') as app, current_setting('search_path') as path");
     expect(rows[0].app).toBe(app);
     expect(rows[0].path).toContain('dbm_schema_test');
   });
 
   it('acquire_timeout: a caller waits at most that long for a busy pool, and the timeout is counted', async () => {
     const { db } = await postgres({ max_open_conns: 1, acquire_timeout: '250ms' });
-    // A knex query runs only once something awaits it.
-    const slow = db.knex().raw('select pg_sleep(1)').then((r) => r);
-    await waitFor(() => db.stats().inUse === 1, 2_000, 'the connection to be busy');
+    const slow = builderQuery(db, 'select pg_sleep(1)');
+    await vi.waitFor(() => expect(db.stats().inUse, 'connections in use').toBe(1), { timeout: 2_000 });
     const started = performance.now();
-    await expect(db.knex().raw('select 1')).rejects.toThrow(/^Connection "pg": timed out after 250 ms \(acquire_timeout\)/);
+    await expect(builderQuery(db, 'select 1')).rejects.toThrow(/^Connection "pg": timed out after 250 ms \(acquire_timeout\)/);
     await expect(db.em.fork().getConnection().execute('select 1')).rejects.toThrow(/^Connection "pg": timed out after 250 ms/);
     expect(performance.now() - started).toBeLessThan(1_500);
     await slow;
@@ -216,7 +243,7 @@ describe('PostgreSQL: connecting', () => {
       const elapsed = performance.now() - started;
       expect(elapsed).toBeGreaterThan(350);
       expect(elapsed).toBeLessThan(2_500);
-      await waitFor(() => proxy.openSockets === 0, 3_000, 'no socket left to the black hole');
+      await vi.waitFor(() => expect(proxy.openSockets, 'sockets to the black hole').toBe(0), { timeout: 3_000 });
     } finally {
       await proxy.close();
     }

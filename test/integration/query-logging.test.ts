@@ -3,6 +3,7 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DbManager, type DbManagerConfigInput } from '../../lib';
+import { builderQuery, QUERY_BUILDER, sqlRunner } from '../support/mikro-orm-leg';
 
 const postgresUrl = inject('postgresUrl');
 const pgPassword = new URL(postgresUrl).password;
@@ -52,10 +53,10 @@ async function start(fields: Record<string, unknown>): Promise<DbManager> {
 }
 
 describe('enable_logging', () => {
-  it('logs every query (EM flush, EM execute, Knex, native) with its duration and every literal masked, and no password', async () => {
+  it(`logs every query (EM flush, EM execute, ${QUERY_BUILDER}, native) with its duration and every literal masked, and no password`, async () => {
     const manager = await start({ enable_logging: true, mikro_orm: { entities: [AccountSchema] } });
     const db = manager.get('logged');
-    await db.knex().raw('create table if not exists logged_accounts (id serial primary key, login text, password text)');
+    await builderQuery(db, 'create table if not exists logged_accounts (id serial primary key, login text, password text)');
     // MikroORM's own lines (its 'info' namespace) go through the same Nest logger.
     expect(capture.lines.some((l) => l.context === 'DbManager:logged' && /MikroORM version/.test(l.message))).toBe(true);
     capture.lines.length = 0;
@@ -65,9 +66,9 @@ describe('enable_logging', () => {
     await em.flush();
     await db.em.fork().find(AccountSchema, { password: 'find-secret-2' });
     await db.em.fork().getConnection().execute('update logged_accounts set password = ? where login = ?', ['execute-secret-3', 'bob']);
-    await db.knex()('logged_accounts').where({ password: 'knex-secret-4' }).del();
+    await sqlRunner(db).delete('logged_accounts', { password: 'knex-secret-4' });
     await db.withNativeClient((c: pg.Client) => c.query("select count(*) from logged_accounts where password = 'native-secret-5'"));
-    await expect(db.knex().raw("select * from missing_table where password = 'failed-secret-6'")).rejects.toThrow();
+    await expect(builderQuery(db, "select * from missing_table where password = 'failed-secret-6'")).rejects.toThrow();
 
     const queries = capture.lines.filter((l) => l.context === 'DbManager:logged' && /^query/.test(l.message));
     expect(queries.map((l) => l.message.replace(/\d+\.\d ms/, 'N ms'))).toEqual([
@@ -86,7 +87,7 @@ describe('enable_logging', () => {
 
   it('logs no query without enable_logging', async () => {
     const manager = await start({});
-    await manager.get('logged').knex().raw('select 1');
+    await builderQuery(manager.get('logged'), 'select 1');
     expect(capture.lines.filter((l) => /^query/.test(l.message))).toEqual([]);
   });
 });

@@ -7,10 +7,12 @@ import { idleTrimmer, missingInternals, type TarnPool } from '../../lib/drivers/
 import { PoolWatch } from '../../lib/drivers/knex/pool-watch';
 import type { CloseReason, PoolObserver } from '../../lib/vocabulary';
 import { run } from '../support/build-once';
+import { MIKRO_ORM_MAJOR } from '../support/mikro-orm-leg';
 
 /**
  * knex depends on `tarn ^3.0.2`, so an app may run tarn 3.0.x, whose free resources have no `settle()` (3.1 added it).
- * The tarn adapter is run against both the tarn knex brings (3.1.x) and a scratch install of 3.0.2.
+ * The tarn adapter is run against both the tarn the installed stack brings (knex's on MikroORM 6, @mikro-orm/mssql's
+ * pinned 3.1.2 on 7, where SQL Server still pools with tarn) and a scratch install of 3.0.2.
  */
 type TarnModule = { Pool: new (options: Record<string, unknown>) => TarnPool<{ id: number }> };
 
@@ -21,8 +23,9 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'dbm-tarn-'));
   await run('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', scratch, 'tarn@3.0.2'], scratch);
   const fromScratch = createRequire(join(scratch, 'node_modules', 'index.js'));
-  const fromKnex = createRequire(require.resolve('knex'));
-  tarns.push(['3.0.2 (scratch install)', fromScratch('tarn') as TarnModule], [`${fromKnex('tarn/package.json').version} (knex's)`, fromKnex('tarn') as TarnModule]);
+  const [owner, ownerName] = MIKRO_ORM_MAJOR === 7 ? ['@mikro-orm/mssql', "@mikro-orm/mssql's"] : ['knex', "knex's"];
+  const fromStack = createRequire(require.resolve(owner));
+  tarns.push(['3.0.2 (scratch install)', fromScratch('tarn') as TarnModule], [`${fromStack('tarn/package.json').version} (${ownerName})`, fromStack('tarn') as TarnModule]);
 }, 120_000);
 
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -150,6 +150,7 @@ describe('TCP proxy', () => {
   });
 
   it('forwards queries and counts sockets on both sides', async () => {
+    const acceptedBefore = proxy.acceptedSockets;
     const client = await connectedClient({ connectionString: urlVia(proxy) });
     expect(await selectOne(client)).toBe(1);
     expect(proxy.openSockets).toBe(1);
@@ -157,6 +158,8 @@ describe('TCP proxy', () => {
 
     await client.end();
     await vi.waitFor(() => expect([proxy.openSockets, proxy.upstreamSockets]).toEqual([0, 0]));
+    // Every accepted socket is counted, also once it is gone.
+    expect(proxy.acceptedSockets).toBe(acceptedBefore + 1);
   });
 
   it('blackholes new and existing connections until forward()', async () => {

@@ -4,7 +4,8 @@ import { NestFactory } from '@nestjs/core';
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import { describe, expect, inject, it } from 'vitest';
 import { DbHealthIndicator, DbManager, DbManagerModule } from '../../lib';
-import { countBackends, waitFor } from '../support/pg-activity';
+import { builderQuery } from '../support/mikro-orm-leg';
+import { countBackends } from '../support/pg-activity';
 import { heapAfterGc, resourceCounts } from '../support/process-resources';
 
 const url = inject('postgresUrl');
@@ -20,20 +21,20 @@ describe('no leaks', () => {
     try {
       const cycle = async (i: number) => {
         const c = await manager.add(`tenant-${i}`, { type: 'postgres', dsn: url, application_name: app, max_open_conns: 2 });
-        await Promise.all([c.knex().raw('select 1'), c.withNativeClient((client: { query(s: string): Promise<unknown> }) => client.query('select 2')), c.em.fork().getConnection().execute('select 3')]);
+        await Promise.all([builderQuery(c, 'select 1'), c.withNativeClient((client: { query(s: string): Promise<unknown> }) => client.query('select 2')), c.em.fork().getConnection().execute('select 3')]);
         await manager.remove(`tenant-${i}`);
       };
       for (let i = 0; i < 20; i++) await cycle(i); // warm-up: module loading, JIT, first allocations
       // The probe does see a live pool's sockets (so the baseline comparison below can fail).
       const probe = await manager.add('probe', { type: 'postgres', dsn: url, application_name: app });
-      await probe.knex().raw('select 1');
+      await builderQuery(probe, 'select 1');
       expect(leakable(await resourceCounts()).sockets).toBeGreaterThan(0);
       await manager.remove('probe');
       const before = { ...leakable(await resourceCounts()), heap: heapAfterGc(), backends: await countBackends(url, app) };
       const started = performance.now();
       for (let i = 20; i < 520; i++) await cycle(i);
       const seconds = (performance.now() - started) / 1000;
-      await waitFor(async () => (await countBackends(url, app)) === 0, 5_000, 'server connections to close');
+      await expect.poll(() => countBackends(url, app), { message: 'server connections', timeout: 5_000 }).toBe(0);
       const after = { ...leakable(await resourceCounts()), heap: heapAfterGc() };
       console.log(
         `[leaks] 500 add/query/remove cycles in ${seconds.toFixed(1)} s: sockets ${before.sockets}→${after.sockets}, timers ${before.timers}→${after.timers}, ` +
@@ -79,7 +80,7 @@ describe('no leaks', () => {
     for (let i = 0; i < 3; i++) await cycle();
     const before = { ...leakable(await resourceCounts()), heap: heapAfterGc() };
     for (let i = 0; i < 20; i++) await cycle();
-    await waitFor(async () => (await countBackends(url, app)) === 0, 5_000, 'server connections to close');
+    await expect.poll(() => countBackends(url, app), { message: 'server connections', timeout: 5_000 }).toBe(0);
     const after = { ...leakable(await resourceCounts()), heap: heapAfterGc() };
     console.log(
       `[leaks] 20 app create/close cycles: sockets ${before.sockets}→${after.sockets}, timers ${before.timers}→${after.timers}, ` +

@@ -7,6 +7,7 @@ import { NestFactory } from '@nestjs/core';
 import safeStringify from 'fast-safe-stringify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DBMANAGER_CONFIG, type DbManagerConfig, DbManager, DbManagerModule, parseDbManagerConfig } from '../../lib';
+import { builderQuery } from '../support/mikro-orm-leg';
 
 // A user who logs "what is this connection?" must never print its password: node-postgres hides its own for this reason.
 const url = new URL(inject('postgresUrl'));
@@ -94,8 +95,8 @@ describe('printing never shows a secret', () => {
   it('and the drivers still get the password: both connections query the real server', async () => {
     const manager = app.get(DbManager);
     for (const name of ['from-dsn', 'from-fields']) {
-      const rows = await manager.get(name).knex().raw("select current_user as who");
-      expect(rows.rows[0].who).toBe('postgres');
+      const rows = await builderQuery<{ who: string }>(manager.get(name), 'select current_user as who');
+      expect(rows[0].who).toBe('postgres');
     }
     // The password is there to read by name, hidden from enumeration (a spread drops it).
     const config = manager.config.connections['from-fields'];

@@ -6,11 +6,12 @@ import { context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DbManager, DbManagerModule, parseDbManagerConfig } from '../../lib';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
 import pg_ from 'pg';
-import { HealthController, LogCapture, startHealthApp, waitFor } from '../support/health-app';
+import { HealthController, LogCapture, startHealthApp } from '../support/health-app';
+import { builderQuery } from '../support/mikro-orm-leg';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 // Secrets chosen to be recognisable and to need escaping in a DSN.
@@ -30,7 +31,7 @@ beforeAll(async () => {
   pg = await startTestPostgres();
   hole = await startTcpProxy({ host: pg.host, port: pg.port });
   hole.blackhole();
-  // Everything written to stdout/stderr (knex, MikroORM, Nest) is captured too.
+  // Everything written to stdout/stderr (the query builder, MikroORM, Nest) is captured too.
   const out = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
   process.stdout.write = ((chunk: unknown, ...rest: never[]) => (printed.push(String(chunk)), out(chunk as string, ...rest))) as typeof process.stdout.write;
@@ -104,17 +105,19 @@ describe('no password ever leaks', () => {
     const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
     const manager = app.get(DbManager);
     try {
-      await manager.get('good').knex().raw("select 'hello' as greeting");
+      await builderQuery(manager.get('good'), "select 'hello' as greeting");
       for (const path of ['/health', '/health/good', '/health/wrong-dsn', '/health/wrong-field', '/health/wrong-env', '/health/unreachable', '/health/hole', '/health/nope', '/metrics']) {
         collected.push(`${path} ${await (await fetch(base + path)).text()}`);
       }
       // Server down, reconnect attempts failing, server back, reconnect succeeding.
+      const attempts: string[] = [];
+      manager.get('good').on('reconnect', (result) => attempts.push(result));
       await pg.stop();
       collected.push(`/health (stopped) ${await (await fetch(`${base}/health`)).text()}`);
-      await waitFor(() => manager.get('good').status === 'down', 5_000, 'good to be down');
-      await new Promise((r) => setTimeout(r, 500));
+      await vi.waitFor(() => expect(manager.get('good').status, 'good').toBe('down'), { timeout: 5_000 });
+      await vi.waitFor(() => expect(attempts, 'reconnect attempts of good while down').toContain('failure'), { timeout: 5_000 });
       await pg.start();
-      await waitFor(() => manager.get('good').status === 'up', 5_000, 'good to come back');
+      await vi.waitFor(() => expect(manager.get('good').status, 'good').toBe('up'), { timeout: 5_000 });
       collected.push(`/health (back) ${await (await fetch(`${base}/health`)).text()}`);
       collected.push(`/metrics ${await (await fetch(`${base}/metrics`)).text()}`);
       collected.push(JSON.stringify(manager.stats()), JSON.stringify(await manager.healthCheck()));

@@ -33,6 +33,8 @@ export interface TestPostgres {
   terminateBackends(applicationName?: string): Promise<number>;
   /** Client backends in pg_stat_activity, optionally by application_name, excluding the caller's own. */
   countConnections(applicationName?: string): Promise<number>;
+  /** The server process ids of those backends, in ascending order. */
+  backendPids(applicationName?: string): Promise<number[]>;
   /** Stop and remove the data dir. */
   close(): Promise<void>;
 }
@@ -165,6 +167,20 @@ class EmbeddedTestPostgres implements TestPostgres {
     const sql = `SELECT count(*)::int AS n FROM pg_stat_activity
       WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND ($1::text IS NULL OR application_name = $1)`;
     return this.adminCount(sql, applicationName);
+  }
+
+  async backendPids(applicationName?: string): Promise<number[]> {
+    const admin = await this.adminClient();
+    try {
+      const { rows } = await admin.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity
+          WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND ($1::text IS NULL OR application_name = $1) ORDER BY pid`,
+        [applicationName ?? null],
+      );
+      return rows.map((r) => r.pid);
+    } finally {
+      await admin.end().catch(() => undefined);
+    }
   }
 
   async close(): Promise<void> {
@@ -386,6 +402,10 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/**
+ * Not Vitest's `vi.waitFor`: this module also runs in Vitest's globalSetup (the run's own PostgreSQL), where `vitest`
+ * cannot be imported; and a false here is not a failed test but the cue for a harder measure (SIGKILL).
+ */
 async function pollUntil(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {

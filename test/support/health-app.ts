@@ -100,14 +100,3 @@ export async function startHealthApp(config: DbManagerConfigInput, logs = new Lo
     close: () => (closing ??= app.close()),
   };
 }
-
-/** Polls `check` every `everyMs` until it returns a truthy value; rejects with `what` after `timeoutMs`. */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs: number, what: string, everyMs = 10): Promise<NonNullable<T>> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
-}

@@ -1,24 +1,26 @@
 import { Agent, request } from 'node:http';
 
-/** One response: status (0 when the request itself failed), when it ended (ms since the run began), and the error text. */
+/** One response: status (0 when the request itself failed), when it was sent and when it ended (ms since the run began), and the error text. */
 export interface LoadResult {
   status: number;
+  sentAt: number;
   endedAt: number;
   error?: string;
 }
 
 /** A GET over a shared keep-alive agent; never rejects (a failed request is status 0). */
 export function get(url: string, agent: Agent, startedAt: number): Promise<LoadResult> {
+  const sentAt = performance.now() - startedAt;
   return new Promise((resolve) => {
     const req = request(url, { agent, method: 'GET' }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const body = Buffer.concat(chunks).toString();
-        resolve({ status: res.statusCode ?? 0, endedAt: performance.now() - startedAt, error: res.statusCode === 200 ? undefined : body.slice(0, 300) });
+        resolve({ status: res.statusCode ?? 0, sentAt, endedAt: performance.now() - startedAt, error: res.statusCode === 200 ? undefined : body.slice(0, 300) });
       });
     });
-    req.on('error', (error) => resolve({ status: 0, endedAt: performance.now() - startedAt, error: error.message }));
+    req.on('error', (error) => resolve({ status: 0, sentAt, endedAt: performance.now() - startedAt, error: error.message }));
     req.end();
   });
 }

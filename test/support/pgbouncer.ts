@@ -4,6 +4,7 @@ import { rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { untilChildReady } from './child-ready';
 import { freePort } from './free-port';
 
 /** A PgBouncer in front of a test's PostgreSQL, on its own free port, started and stopped by the test. */
@@ -97,7 +98,7 @@ export async function startTestPgBouncer(serverUrl: string, options: PgBouncerOp
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await untilListening(child, port, START_TIMEOUT_MS);
+    await untilChildReady(child, () => accepts(port), { timeoutMs: START_TIMEOUT_MS, what: 'pgbouncer' });
   } catch (error) {
     await stop();
     throw new Error(`PgBouncer did not start on ${HOST}:${port}: ${String(error)}\n${output}${log()}`);
@@ -116,16 +117,6 @@ function osUser(name: string): { uid: number; gid: number } {
   const uid = Number(execFileSync('id', ['-u', name]).toString().trim());
   const gid = Number(execFileSync('id', ['-g', name]).toString().trim());
   return { uid, gid };
-}
-
-async function untilListening(child: ChildProcess, port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`pgbouncer exited (code ${child.exitCode}, signal ${child.signalCode})`);
-    if (await accepts(port)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`not listening after ${timeoutMs} ms`);
 }
 
 function accepts(port: number): Promise<boolean> {

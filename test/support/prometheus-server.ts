@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { untilChildReady } from './child-ready';
 import { freePort } from './free-port';
 
 /**
@@ -81,18 +82,9 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
   return server;
 }
 
-async function waitReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}:\n${output()}`);
-    const ready = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1_000) }).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) return;
-    if (Date.now() > deadline) throw new Error(`prometheus not ready within 20 s:\n${output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+function waitReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
+  const ready = () => fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false);
+  return untilChildReady(child, ready, { timeoutMs: 20_000, what: 'prometheus', output });
 }
 
 function handle(child: ChildProcess, url: string, output: () => string, exited: Promise<void>, dir: string): PrometheusServer {

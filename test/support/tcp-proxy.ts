@@ -8,6 +8,8 @@ export interface TcpProxy {
   readonly openSockets: number;
   /** Sockets currently open to the target. */
   readonly upstreamSockets: number;
+  /** Every socket accepted from the app since the proxy started: a new connect shows here even once it is gone. */
+  readonly acceptedSockets: number;
   /** From now on accept new connections but never answer nor connect upstream; existing connections swallow all data both ways. */
   blackhole(): void;
   /** Back to normal forwarding for new connections (blackholed ones stay silent: their byte stream is already broken). */
@@ -35,6 +37,7 @@ class FaultProxy implements TcpProxy {
   /** Resolves when that socket has emitted 'close' (destroy() alone does not mean the handle is closed yet). */
   private readonly closing = new Map<Socket, Promise<void>>();
   private blackholed = false;
+  private accepted = 0;
   private readonly server: Server;
 
   constructor(private readonly target: { host: string; port: number }) {
@@ -52,6 +55,10 @@ class FaultProxy implements TcpProxy {
 
   get upstreamSockets(): number {
     return this.upstreams.size;
+  }
+
+  get acceptedSockets(): number {
+    return this.accepted;
   }
 
   listen(port: number): Promise<void> {
@@ -92,6 +99,7 @@ class FaultProxy implements TcpProxy {
   }
 
   private accept(client: Socket): void {
+    this.accepted++;
     const connection: Connection = { client, swallowing: this.blackholed };
     this.track(client, this.clients);
     this.connections.add(connection);

@@ -148,12 +148,18 @@ describe('parseDbManagerConfig', () => {
   });
 
   it('says what to do in the error message', () => {
-    try {
-      parseDbManagerConfig({ connections: { a: { type: 'sqlite' } } });
-    } catch (error) {
-      expect((error as Error).name).toBe('DbManagerConfigError');
-      expect((error as Error).message).toMatch(/^Invalid dbmanager configuration \(1 problem\):\n {2}connections\.a\.filepath: .*\nFix these fields/);
-    }
+    const error = (() => {
+      try {
+        parseDbManagerConfig({ connections: { a: { type: 'sqlite' } } });
+      } catch (thrown) {
+        return thrown as Error;
+      }
+      return undefined;
+    })();
+    // Outside the catch: a config that parsed would fail here, not pass silently.
+    expect(error, 'parseDbManagerConfig should have thrown').toBeInstanceOf(Error);
+    expect(error!.name).toBe('DbManagerConfigError');
+    expect(error!.message).toMatch(/^Invalid dbmanager configuration \(1 problem\):\n {2}connections\.a\.filepath: .*\nFix these fields/);
   });
 });
 

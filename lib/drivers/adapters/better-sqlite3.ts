@@ -1,4 +1,5 @@
 import type { QueryListener } from '../../vocabulary';
+import { isTransactionControl } from './kysely';
 
 /**
  * better-sqlite3, the one database of a SQLite connection on MikroORM 7. Every statement — the EntityManager's,
@@ -31,6 +32,7 @@ export function reportStatements(database: SqliteDatabase, listener: QueryListen
   const prepare = database.prepare.bind(database);
   (database as { prepare: (sql: string) => Statement }).prepare = (sql: string) => {
     const statement = prepare(sql);
+    if (isTransactionControl(sql)) return statement;
     for (const name of RUNS) {
       const run = statement[name]?.bind(statement);
       if (!run) continue;

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { QueryListener } from '../../vocabulary';
+import { isTransactionControl } from '../adapters/kysely';
 import { watchQueryMethod } from '../native-watch';
 
 /** node-postgres' `Client` class, as far as subclassing it goes. */
@@ -38,7 +39,8 @@ export function sessionClientClass(Base: PgClientClass, connectTimeoutMs: number
         slot.client = this;
         return Promise.resolve(NOT_SENT);
       }
-      return watch ? watch((...a: unknown[]) => baseQuery.apply(this, a)).apply(this, args) : baseQuery.apply(this, args);
+      if (!watch || isTransactionControl(statementOf(args[0]))) return baseQuery.apply(this, args);
+      return watch((...a: unknown[]) => baseQuery.apply(this, a)).apply(this, args);
     }
   }
 
@@ -53,4 +55,11 @@ export function sessionClientClass(Base: PgClientClass, connectTimeoutMs: number
     /** A statement on `client` that neither tracing nor logging sees (health pings). */
     quietQuery: (client: PgClientLike, sql: string): Promise<unknown> => baseQuery.call(client, sql) as Promise<unknown>,
   };
+}
+
+/** The SQL of a pg `query` call's first argument (a string or a `{ text }` config). */
+function statementOf(first: unknown): string {
+  if (typeof first === 'string') return first;
+  const text = (first as { text?: unknown } | undefined)?.text;
+  return typeof text === 'string' ? text : '';
 }

@@ -3,13 +3,14 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
 import { currentTransaction } from '../adapters/mikro-orm';
 import { SocketTracker, socketOf } from '../adapters/pg';
-import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient } from '../adapters/pg-pool';
+import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient, takeBack, waitingRejecter } from '../adapters/pg-pool';
 import { ConnectionLedger } from '../connection-ledger';
 import type { DriverSession, SessionContext, TornDown } from '../driver';
 import { AcquireTimeoutError } from '../../errors';
 import { FOREVER } from '../knex/pool-options';
 import { type PgClientClass, type PgClientLike, sessionClientClass } from './pg-client-class';
-import { identifyTransactionClient, kyselyOf } from '../adapters/kysely';
+import { RefusedCallers } from './refused-callers';
+import { identifyTransactionClient, kyselyOf, setDriverOptions } from '../adapters/kysely';
 
 const noop = (): void => undefined;
 
@@ -38,7 +39,16 @@ export class PgPoolSession implements DriverSession {
   private readonly clients: ReturnType<typeof sessionClientClass>;
   private ownPing?: Promise<void>;
   /** pg-pool's own connect(), for health pings: they report a failed connect at once instead of waiting out retries. */
-  private rawConnect?: () => Promise<PgPoolClient>;
+  private rawConnect!: () => Promise<PgPoolClient>;
+  /**
+   * Callers waiting for a client: in pg-pool's queue, waiting for a client being connected for them, or refused and
+   * waiting to try again (pg-pool's own waitingCount sees only the first). Health pings are not callers.
+   */
+  private waiting = 0;
+  /** Callers whose connect was refused, waiting for a client to come back or their backoff. */
+  private readonly refused = new RefusedCallers();
+  /** Fails the callers waiting for a client (shutdown), when this pg-pool version lets us. */
+  private rejectWaiting?: (error: Error) => void;
   /** The last failed connect since the last success, for an acquire timeout to name as its cause. */
   private lastConnectFailure: unknown;
 
@@ -55,7 +65,7 @@ export class PgPoolSession implements DriverSession {
 
   static async open(orm: MikroORM, context: SessionContext, settings: PgSettings): Promise<PgPoolSession> {
     const session = new PgPoolSession(orm, context, settings.isPermanentError);
-    orm.config.set('driverOptions', session.poolOptions(settings) as never);
+    setDriverOptions(orm, session.poolOptions(settings));
     await orm.em.getDriver().connect();
     if (!session.pool) throw new Error('MikroORM did not report its pg pool (onPoolCreated): this @mikro-orm/postgresql version is not supported');
     return session;
@@ -86,6 +96,9 @@ export class PgPoolSession implements DriverSession {
     const { ledger } = this;
     const trimmer = idleClientTrimmer(pool);
     if (typeof trimmer === 'string') this.context.warn(trimmer);
+    const rejecter = waitingRejecter(pool);
+    if (typeof rejecter === 'string') this.context.warn(rejecter);
+    else this.rejectWaiting = rejecter;
     pool.on('connect', (client) => {
       ledger.created(client);
       client.on('error', (error) => observer.connectionError(error));
@@ -96,49 +109,57 @@ export class PgPoolSession implements DriverSession {
       if (typeof trimmer !== 'string' && pool.idleCount + 1 > config.maxIdleConns) {
         queueMicrotask(() => trimmer.trim(config.maxIdleConns, (c) => ledger.trim(c)));
       }
+      // Once pg-pool has put it back (after its own queue had first pick), an idle client goes to a refused caller.
+      queueMicrotask(() => {
+        if (pool.idleCount > 0) this.refused.wakeFirst();
+      });
     });
     pool.on('remove', (client) => observer.closed(ledger.closed(client)));
-    // Errors of idle clients come to the pool (checked-out ones to their holder, and to the listener above).
-    pool.on('error', (error) => observer.connectionError(error));
-    interceptConnect(pool, (connect) => {
-      this.rawConnect ??= connect;
-      return this.acquire(connect);
-    });
+    // pg-pool re-emits an idle client's error on the pool, and the client's own listener above has reported it
+    // already (checked-out clients' errors come only there): told twice, a user would count two errors per dead
+    // connection. A listener stays, so an error event never goes unheard (MikroORM adds one too).
+    pool.on('error', noop);
+    this.rawConnect = interceptConnect(pool, (connect) => this.acquire(connect));
   }
 
   /**
-   * One acquire, timed (a wait is one that found every client busy). A connect that fails for a reason that can pass
-   * (the server's connection limit, a refused or timed-out connect) does not fail the caller: it tries again with
-   * backoff until acquire_timeout, then fails with an `AcquireTimeoutError` naming that failure; a permanent one (wrong
-   * password, unknown database) fails at once. A closed connection refuses with its `ConnectionClosedError`.
+   * One acquire, timed (a wait is one that found every client busy, or had to try again). A connect that fails for a
+   * reason that can pass (the server's connection limit, a refused or timed-out connect) does not fail the caller: it
+   * waits for a client to come back or its backoff, and tries again until acquire_timeout, then fails with an
+   * `AcquireTimeoutError` naming that failure; a permanent one (wrong password, unknown database) fails at once. A
+   * closed connection refuses with its `ConnectionClosedError`.
    */
   private async acquire(connect: () => Promise<PgPoolClient>): Promise<PgPoolClient> {
     const { observer, config } = this.context;
-    const refused = this.context.closedError();
-    if (refused) throw refused;
-    const pool = this.pool!;
     const started = performance.now();
-    const saturated = pool.idleCount === 0 && pool.totalCount >= this.max;
+    const saturated = this.saturated();
     const deadline = config.acquireTimeout ? started + config.acquireTimeout : Infinity;
-    for (let failures = 0; ; failures++) {
-      try {
-        const client = await (failures ? withinDeadline(connect(), deadline) : connect());
-        this.lastConnectFailure = undefined;
-        observer.acquired(performance.now() - started, saturated);
-        return client;
-      } catch (error) {
-        const closed = this.context.closedError(error);
-        if (closed) throw closed;
-        const timedOut = isPgPoolTimeout(error) || error === DEADLINE;
-        if (!timedOut && this.permanent(error)) throw error;
-        if (!timedOut) this.lastConnectFailure = error;
-        const wait = retryDelay(failures);
-        if (timedOut || performance.now() + wait >= deadline) {
-          observer.acquireTimedOut(performance.now() - started);
-          throw this.acquireTimeout();
+    const timedOut = () => {
+      observer.acquireTimedOut(performance.now() - started);
+      return this.acquireTimeout();
+    };
+    this.waiting++;
+    try {
+      for (let failures = 0; ; failures++) {
+        const refused = this.context.closedError();
+        if (refused) throw refused;
+        try {
+          const client = await (failures ? withinDeadline(connect(), deadline) : connect());
+          this.lastConnectFailure = undefined;
+          observer.acquired(performance.now() - started, saturated || failures > 0);
+          return client;
+        } catch (error) {
+          const closed = this.context.closedError(error);
+          if (closed) throw closed;
+          if (isPgPoolTimeout(error) || error === DEADLINE) throw timedOut();
+          if (this.permanent(error)) throw error;
+          this.lastConnectFailure = error;
+          await this.refused.wait(Math.min(retryDelay(failures), deadline - performance.now()));
+          if (performance.now() >= deadline) throw timedOut();
         }
-        await new Promise((resolve) => setTimeout(resolve, wait));
       }
+    } finally {
+      this.waiting--;
     }
   }
 
@@ -149,6 +170,15 @@ export class PgPoolSession implements DriverSession {
     return new AcquireTimeoutError(config.name, config.acquireTimeout, this.max, cause === undefined ? undefined : { error: cause, message: this.context.describeError(cause) });
   }
 
+  /**
+   * True when a new caller would have to wait: the callers already queued claim every idle client and every client the
+   * pool may still open. (pg-pool hands an idle client to a queued caller a tick later, so idleCount alone lags.)
+   */
+  private saturated(): boolean {
+    const pool = this.pool!;
+    return pool.waitingCount >= pool.idleCount + Math.max(0, this.max - pool.totalCount);
+  }
+
   private get max(): number {
     return this.context.config.maxOpenConns;
   }
@@ -156,9 +186,11 @@ export class PgPoolSession implements DriverSession {
   gauges(): PoolGauges {
     const pool = this.pool;
     if (!pool) return { open: 0, inUse: 0, idle: 0, pending: 0, max: this.max };
-    const open = pool.totalCount;
+    // pg-pool counts a client still connecting among its clients; it is neither open nor in use yet (as in tarn's
+    // figures on MikroORM 6), or shutdown would wait for a connect to a black hole as for a caller's query.
     const idle = pool.idleCount;
-    return { open, inUse: open - idle, idle, pending: pool.waitingCount, max: this.max };
+    const inUse = Math.min(this.ledger.inUse().length, pool.totalCount - idle);
+    return { open: idle + inUse, inUse, idle, pending: this.waiting, max: this.max };
   }
 
   kysely(): unknown {
@@ -191,18 +223,11 @@ export class PgPoolSession implements DriverSession {
    */
   async ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw new Error('ping cancelled: the connection is closing');
-    const pool = this.pool!;
     let onTimeout: () => void = noop;
-    const saturated = pool.idleCount === 0 && pool.totalCount >= this.max;
-    let ping: Promise<void>;
-    if (!saturated) ping = this.pooledPing((fn) => (onTimeout = fn));
-    else if (this.ownPing) ping = Promise.reject(new Error("every pooled connection is busy and the previous ping's own connection is still waiting for the server"));
-    else {
-      ping = this.ownClientPing((fn) => (onTimeout = fn));
-      this.ownPing = ping.then(noop, noop).finally(() => (this.ownPing = undefined));
-    }
     let timer: NodeJS.Timeout | undefined;
     let stop: (error: Error) => void = noop;
+    // Armed before the ping starts: pg's own connect timer (connect_timeout, often the same bound) is armed when the
+    // client is made, and the ping's verdict must come first.
     const timeout = new Promise<never>((_, reject) => {
       stop = (error) => {
         onTimeout();
@@ -212,6 +237,13 @@ export class PgPoolSession implements DriverSession {
       timer = setTimeout(() => stop(new Error(`ping timed out after ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
     });
+    let ping: Promise<void>;
+    if (!this.saturated()) ping = this.pooledPing((fn) => (onTimeout = fn));
+    else if (this.ownPing) ping = Promise.reject(new Error("every pooled connection is busy and the previous ping's own connection is still waiting for the server"));
+    else {
+      ping = this.ownClientPing((fn) => (onTimeout = fn));
+      this.ownPing = ping.then(noop, noop).finally(() => (this.ownPing = undefined));
+    }
     // Closing the connection cancels its ping as a timeout would.
     const onAbort = () => stop(new Error('ping cancelled: the connection is closing'));
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -224,10 +256,11 @@ export class PgPoolSession implements DriverSession {
     }
   }
 
+
   private async pooledPing(setOnTimeout: (fn: () => void) => void): Promise<void> {
     // Not saturated: an idle client is lent at once, or a new one is opened, which connect_timeout bounds. pg-pool's
     // own connect(): a failed connect is the ping's answer, not something to wait out.
-    const client = await (this.rawConnect ?? (() => this.pool!.connect()))();
+    const client = await this.rawConnect();
     setOnTimeout(() => {
       this.ledger.writeOff(client);
       socketOf(client)?.destroy();
@@ -244,7 +277,14 @@ export class PgPoolSession implements DriverSession {
 
   private async ownClientPing(setOnTimeout: (fn: () => void) => void): Promise<void> {
     const pool = this.pool!;
-    const client = new this.clients.Client(pool.options) as unknown as PgClientLike & { connect(): Promise<void>; end(): Promise<void> };
+    const client = new this.clients.Client(pool.options) as unknown as PgClientLike & {
+      connect(): Promise<void>;
+      end(): Promise<void>;
+      on(event: 'error', listener: (error: Error) => void): unknown;
+    };
+    // Not the pool's, so no listener of the pool's: a socket torn down mid-query (the ping cancelled at close) makes pg
+    // emit 'error', which unheard would crash the process. The ping learns it from its own query's rejection.
+    client.on('error', noop);
     setOnTimeout(() => socketOf(client)?.destroy());
     try {
       await client.connect();
@@ -254,14 +294,25 @@ export class PgPoolSession implements DriverSession {
     }
   }
 
+  /**
+   * Shutdown's last resort once shutdown_timeout is spent: tears down what would keep the pool from closing — clients
+   * still lent out (hung queries, open transactions; those fail) and connects still under way — and fails the callers
+   * still waiting for a client with the connection's `ConnectionClosedError`.
+   */
   abort(): TornDown {
+    const pool = this.pool;
     const busy = this.ledger.inUse();
+    const connecting = Math.max(0, pool ? pool.totalCount - pool.idleCount - busy.length : 0) + (this.ownPing ? 1 : 0);
+    const closed = this.context.closedError() ?? new Error(`Connection "${this.context.config.name}" is closing`);
     for (const client of busy) {
       this.ledger.writeOff(client);
       socketOf(client)?.destroy();
+      // Taken back now: pg-pool's end() waits for every lent client, and a holder that never returns (a native client
+      // callback awaiting something else) would hold close() forever.
+      takeBack(client, closed);
     }
-    const pool = this.pool;
-    const connecting = Math.max(0, pool ? pool.totalCount - pool.idleCount - busy.length : 0) + (this.ownPing ? 1 : 0);
+    this.rejectWaiting?.(closed);
+    this.refused.wakeAll();
     if (connecting > 0) this.sockets.destroyAll();
     return { inUse: busy.length, connecting };
   }
@@ -269,6 +320,9 @@ export class PgPoolSession implements DriverSession {
   async close(): Promise<void> {
     this.ledger.shuttingDown();
     await this.orm.close(true);
+    // Kysely ends the pool only if a query of its own ever ran (it takes the pool on first use): health pings and
+    // native clients alone would leave it open, its clients connected to the server.
+    if (this.pool && !this.pool.ending) await this.pool.end();
     await this.ownPing;
   }
 }
