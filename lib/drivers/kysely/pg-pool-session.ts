@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
-import { currentTransaction } from '../adapters/mikro-orm';
+import { connectWithDriverOptions, currentTransaction } from '../adapters/mikro-orm';
 import { SocketTracker, socketOf } from '../adapters/pg';
 import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient } from '../adapters/pg-pool';
 import { ConnectionLedger } from '../connection-ledger';
@@ -55,8 +55,7 @@ export class PgPoolSession implements DriverSession {
 
   static async open(orm: MikroORM, context: SessionContext, settings: PgSettings): Promise<PgPoolSession> {
     const session = new PgPoolSession(orm, context, settings.isPermanentError);
-    orm.config.set('driverOptions', session.poolOptions(settings) as never);
-    await orm.em.getDriver().connect();
+    await connectWithDriverOptions(orm, session.poolOptions(settings));
     if (!session.pool) throw new Error('MikroORM did not report its pg pool (onPoolCreated): this @mikro-orm/postgresql version is not supported');
     return session;
   }
