@@ -2,12 +2,14 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import { Connection as TediousConnection, Request } from 'tedious';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
+import { builderQuery, QUERY_BUILDER } from '../support/mikro-orm-leg';
 import { waitFor } from '../support/pg-activity';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { startTdsServer } from '../support/tds-server';
 
-// Through tedious, knex and MikroORM against the TDS wire server, or a real SQL Server when DBM_TEST_MSSQL_URL is set.
-// Stop/start goes through a TCP proxy in front of either, so the same story runs against both.
+// Through tedious, the query builder (Kysely on MikroORM 7, knex on 6) and MikroORM against the TDS wire server, or a
+// real SQL Server when DBM_TEST_MSSQL_URL is set. Stop/start goes through a TCP proxy in front of either, so the same
+// story runs against both.
 const externalUrl = inject('mssqlUrl');
 const WIRE_PASSWORD = 'Passw0rd!';
 
@@ -76,10 +78,10 @@ describe('SQL Server (mssql)', () => {
     await server?.close();
   });
 
-  it('connects and serves the EntityManager, Knex and a raw tedious connection from one pool', async () => {
+  it(`connects and serves the EntityManager, ${QUERY_BUILDER} and a raw tedious connection from one pool`, async () => {
     const db = await open({ max_open_conns: 3 });
     expect(db.status).toBe('up');
-    expect(await db.knex().raw('select 1 as x')).toEqual([{ x: 1 }]);
+    expect(await builderQuery(db, 'select 1 as x')).toEqual([{ x: 1 }]);
     expect(await db.em.fork().getConnection().execute('select 2 as y')).toEqual([{ y: 2 }]);
     const raw = await db.withNativeClient(async (c: TediousConnection) => {
       expect(c).toBeInstanceOf(TediousConnection);
@@ -92,16 +94,16 @@ describe('SQL Server (mssql)', () => {
     expect(() => db.mongo()).toThrow(NotMongoDatabaseError);
   });
 
-  it('enable_logging: statements of Knex and of the lent tedious connection are logged with literals masked', async () => {
+  it(`enable_logging: statements of ${QUERY_BUILDER} and of the lent tedious connection are logged with literals masked`, async () => {
     const lines: string[] = [];
     const keep = (m: unknown) => void lines.push(String(m));
     const capture: LoggerService = { log: keep, warn: keep, debug: keep, error: keep, verbose: keep };
     Logger.overrideLogger(capture);
     try {
       const db = await open({ enable_logging: true });
-      await db.knex().raw('select 41 as knex_answer');
+      await builderQuery(db, 'select 41 as builder_answer');
       expect(await db.withNativeClient((c: TediousConnection) => nativeQuery(c, 'select 42 as native_answer'))).toEqual([{ native_answer: 42 }]);
-      expect(lines).toContainEqual(expect.stringMatching(/^query [\d.]+ ms: select \? as knex_answer$/));
+      expect(lines).toContainEqual(expect.stringMatching(/^query [\d.]+ ms: select \? as builder_answer$/));
       expect(lines).toContainEqual(expect.stringMatching(/^query [\d.]+ ms: select \? as native_answer$/));
       // Durations may contain these digits: look for the literals where the SQL had them.
       expect(lines.join('\n')).not.toMatch(/select 41|select 42|Passw0rd/);
@@ -120,7 +122,7 @@ describe('SQL Server (mssql)', () => {
     const db = await open({ max_open_conns: 3 });
     let peakInUse = 0;
     db.on('acquire', () => (peakInUse = Math.max(peakInUse, db.stats().inUse)));
-    await Promise.all(Array.from({ length: 12 }, () => db.knex().raw("waitfor delay '00:00:00.05'")));
+    await Promise.all(Array.from({ length: 12 }, () => builderQuery(db, "waitfor delay '00:00:00.05'")));
     const stats = db.stats();
     expect(peakInUse).toBe(3);
     expect(stats).toMatchObject({ open: 3, inUse: 0, idle: 3, pending: 0, max: 3 });
@@ -132,9 +134,9 @@ describe('SQL Server (mssql)', () => {
   it('query_timeout becomes tedious requestTimeout: the statement is cancelled and the connection stays usable', async () => {
     const db = await open({ max_open_conns: 1, query_timeout: '300ms' });
     const started = performance.now();
-    await expect(db.knex().raw("waitfor delay '00:00:05'")).rejects.toMatchObject({ code: 'ETIMEOUT' });
+    await expect(builderQuery(db, "waitfor delay '00:00:05'")).rejects.toMatchObject({ code: 'ETIMEOUT' });
     expect(performance.now() - started).toBeLessThan(2_000);
-    expect(await db.knex().raw('select 1 as x')).toEqual([{ x: 1 }]);
+    expect(await builderQuery(db, 'select 1 as x')).toEqual([{ x: 1 }]);
   });
 
   it('bounds a connect to a server that accepts TCP and never answers by connect_timeout (tedious connectTimeout)', async () => {
@@ -170,7 +172,7 @@ describe('SQL Server (mssql)', () => {
 
   it('server stopped: health is down with the real cause; started: up again; close() is quick and leaves no socket', async () => {
     const db = await open({ max_open_conns: 3, connect_timeout: '1s' });
-    await Promise.all([1, 2, 3].map(() => db.knex().raw("waitfor delay '00:00:00.05'")));
+    await Promise.all([1, 2, 3].map(() => builderQuery(db, "waitfor delay '00:00:00.05'")));
     expect(db.stats().open).toBe(3);
 
     const port = proxy.port;
@@ -183,7 +185,7 @@ describe('SQL Server (mssql)', () => {
 
     proxy = await startTcpProxy({ host: server.host, port: server.port }, { port });
     expect(await db.healthCheck({ timeout: 2_000 })).toMatchObject({ status: 'up' });
-    expect(await db.knex().raw('select 1 as x')).toEqual([{ x: 1 }]);
+    expect(await builderQuery(db, 'select 1 as x')).toEqual([{ x: 1 }]);
     expect(db.stats().reconnects).toBe(1);
 
     // Connections the server dropped have emitted `end` already; closing must not wait tarn's 5 s destroy timeout.
@@ -223,7 +225,7 @@ describe('SQL Server (mssql)', () => {
 
   it.skipIf(!externalUrl)('application_name reaches the server as the program name (real server only)', async () => {
     const db = await open({ application_name: 'dbm-mssql-test' });
-    expect(await db.knex().raw('select app_name() as app')).toEqual([{ app: 'dbm-mssql-test' }]);
+    expect(await builderQuery(db, 'select app_name() as app')).toEqual([{ app: 'dbm-mssql-test' }]);
   });
   if (!externalUrl) console.log('[mssql.test] application_name check skipped: the TDS wire server does not report the program name');
 });

@@ -35,3 +35,13 @@ export async function identifyTransactionClient<C>(transaction: unknown, identif
   if (typeof executor?.provideConnection !== 'function') return undefined;
   return identify(() => executor.provideConnection((connection) => connection.executeQuery(PROBE)));
 }
+
+/**
+ * The Kysely connection a transaction runs on (the driver's `DatabaseConnection`, as its pool lent it), through its
+ * executor's public `provideConnection`; undefined when this Kysely version has none.
+ */
+export async function transactionConnectionOf(transaction: unknown): Promise<object | undefined> {
+  const executor = (transaction as Partial<KyselyTransaction>).getExecutor?.();
+  if (typeof executor?.provideConnection !== 'function') return undefined;
+  return executor.provideConnection(async (connection) => connection as object);
+}
