@@ -1,7 +1,7 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { Connection as TediousConnection, Request } from 'tedious';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { AcquireTimeoutError, type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
 import { builderQuery, QUERY_BUILDER } from '../support/mikro-orm-leg';
 import { waitFor } from '../support/pg-activity';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
@@ -129,6 +129,68 @@ describe('SQL Server (mssql)', () => {
     expect(stats.waitCount).toBeGreaterThan(0);
     expect(stats.waitDurationMs).toBeGreaterThan(0);
     expect(proxy.openSockets).toBe(3);
+  });
+
+  it('acquire_timeout: a caller that finds every connection busy gets AcquireTimeoutError naming the connection', async () => {
+    const db = await open({ max_open_conns: 1, acquire_timeout: '300ms' });
+    let release!: () => void;
+    const held = db.withNativeClient(() => new Promise<void>((resolve) => (release = resolve)));
+    await vi.waitFor(() => expect(db.stats().inUse).toBe(1));
+    const started = performance.now();
+    const error = (await builderQuery(db, 'select 1 as x').catch((e: unknown) => e)) as Error;
+    expect(performance.now() - started).toBeLessThan(1_500);
+    expect(error).toBeInstanceOf(AcquireTimeoutError);
+    expect(error.message).toMatch(/^Connection "sql": timed out after 300 ms \(acquire_timeout\) waiting for a pooled connection, all 1 being in use/);
+    expect(db.stats().timeouts).toBe(1);
+    release();
+    await held;
+    expect(await builderQuery(db, 'select 1 as x')).toEqual([{ x: 1 }]);
+  });
+
+  it('a refused connect is retried until acquire_timeout: the query waits out a short outage, and a long one ends in AcquireTimeoutError naming the refusal', async () => {
+    const db = await open({ max_open_conns: 1, acquire_timeout: '1500ms', connect_timeout: '1s' });
+    const port = proxy.port;
+    await proxy.close();
+    // The health check finds the pooled connection dead (and the pool drops it) before the query asks for one.
+    expect((await db.healthCheck({ timeout: 1_000 })).status).toBe('down');
+    // Restarted while the query is still waiting: it gets a new connection instead of the refusal.
+    const query = builderQuery(db, 'select 5 as x').catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    proxy = await startTcpProxy({ host: server.host, port: server.port }, { port });
+    expect(await query).toEqual([{ x: 5 }]);
+
+    await proxy.close();
+    try {
+      expect((await db.healthCheck({ timeout: 1_000 })).status).toBe('down');
+      const started = performance.now();
+      const error = (await builderQuery(db, 'select 6 as x').catch((e: unknown) => e)) as Error;
+      expect(performance.now() - started).toBeGreaterThan(1_400);
+      expect(error).toBeInstanceOf(AcquireTimeoutError);
+      expect(error.message).toMatch(/^Connection "sql": timed out after 1500 ms \(acquire_timeout\) .*the pool could not open new ones meanwhile: Failed to connect to /);
+    } finally {
+      proxy = await startTcpProxy({ host: server.host, port: server.port }, { port });
+    }
+  });
+
+  it('withNativeClient inside em.transactional lends the transaction\'s connection: no deadlock with max_open_conns 1', async () => {
+    const db = await open({ max_open_conns: 1, acquire_timeout: '2s' });
+    const rows = await db.em.fork().transactional(async (em) => {
+      await (em as unknown as { execute(sql: string): Promise<unknown> }).execute('select 1 as x');
+      return db.withNativeClient((c: TediousConnection) => nativeQuery(c, 'select 8 as in_tx'));
+    });
+    expect(rows).toEqual([{ in_tx: 8 }]);
+    expect(db.stats()).toMatchObject({ open: 1, inUse: 0, timeouts: 0 });
+  });
+
+  it('conn_max_lifetime and max_idle_conns close connections, counted by reason', async () => {
+    const db = await open({ max_open_conns: 3, max_idle_conns: 1, conn_max_lifetime: '400ms' });
+    await Promise.all([1, 2, 3].map(() => builderQuery(db, "waitfor delay '00:00:00.05'")));
+    // Three were open at once; on release the two beyond max_idle_conns closed.
+    await vi.waitFor(() => expect(db.stats()).toMatchObject({ open: 1, maxIdleClosed: 2 }));
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    // The survivor is past its lifetime: replaced when next acquired.
+    expect(await builderQuery(db, 'select 1 as x')).toEqual([{ x: 1 }]);
+    expect(db.stats()).toMatchObject({ open: 1, lifetimeClosed: 1 });
   });
 
   it('query_timeout becomes tedious requestTimeout: the statement is cancelled and the connection stays usable', async () => {
