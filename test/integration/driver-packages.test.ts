@@ -3,6 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mikroOrm } from '../../lib/mikro-orm-version';
 
 // The built library in a fresh Node process where the database driver packages cannot be resolved, as on a machine
 // where the user never installed them: a SQLite app must still work (nothing imports a driver it does not use), and a
@@ -81,7 +82,8 @@ describe('driver packages that are not installed', () => {
   ])('%s fails at once with DriverNotInstalledError naming the connection and the npm i line', (type, pkg) => {
     const error = result[type];
     expect(error).toMatchObject({ name: 'DriverNotInstalledError', connectionName: 'things' });
-    expect(error.message).toBe(`Connection "things" has type "${type}", but its driver package ${pkg} is not installed. Run: npm i -E ${pkg}@6.6.16`);
+    // The install line pins the MikroORM version that runs (7.2.1 or 6.6.16): every @mikro-orm/* package must match it.
+    expect(error.message).toBe(`Connection "things" has type "${type}", but its driver package ${pkg} is not installed. Run: npm i -E ${pkg}@${mikroOrm().version}`);
     // No retry for a missing package (retry_attempts 5, first backoff 1 s).
     expect(error.ms).toBeLessThan(900);
   });
