@@ -232,6 +232,19 @@ describe('SQL Server (mssql)', () => {
     await waitFor(async () => (await db.healthCheck({ timeout: 500 })).status === 'up', 5_000, 'health up after the network heals');
   });
 
+  it('shutdown tears down a query hung on the server once shutdown_timeout is spent, and leaves no socket', async () => {
+    const db = await open({ max_open_conns: 2, connect_timeout: '1s' }, { shutdown_timeout: '200ms' });
+    expect(await builderQuery(db, 'select 1 as x')).toEqual([{ x: 1 }]);
+    proxy.blackhole();
+    const hung = builderQuery(db, 'select 2 as y').catch((e: unknown) => e);
+    await vi.waitFor(() => expect(db.stats().inUse).toBe(1));
+    const started = performance.now();
+    await managers.pop()!.close();
+    expect(performance.now() - started).toBeLessThan(1_500);
+    expect(await hung).toMatchObject({ code: 'ECLOSE' });
+    await vi.waitFor(() => expect(proxy.openSockets).toBe(0), { timeout: 3_000 });
+  });
+
   it('server stopped: health is down with the real cause; started: up again; close() is quick and leaves no socket', async () => {
     const db = await open({ max_open_conns: 3, connect_timeout: '1s' });
     await Promise.all([1, 2, 3].map(() => builderQuery(db, "waitfor delay '00:00:00.05'")));

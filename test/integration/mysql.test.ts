@@ -228,6 +228,43 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
       }
     });
 
+    it('a ping to a hung server times out, is cancelled and does not pile up', async () => {
+      const db = await open({ host: proxy.host, port: proxy.port, max_open_conns: 2, connect_timeout: '1s' });
+      proxy.blackhole();
+      try {
+        for (let i = 0; i < 5; i++) {
+          const started = performance.now();
+          const health = await db.healthCheck({ timeout: 300 });
+          expect(health.status).toBe('down');
+          expect(performance.now() - started).toBeLessThan(1_200);
+        }
+        expect(db.stats().pending).toBe(0);
+        // At most the pool's max plus the ping's own short-lived connection ever reach the server.
+        expect(proxy.openSockets).toBeLessThanOrEqual(3);
+      } finally {
+        proxy.forward();
+      }
+      // Connects already waiting on the black hole hold their pool slots until connect_timeout; then pings get through.
+      await vi.waitFor(async () => expect((await db.healthCheck({ timeout: 500 })).status).toBe('up'), { timeout: 5_000, interval: 100 });
+    });
+
+    it('shutdown tears down a query hung on the server once shutdown_timeout is spent, and leaves no socket', async () => {
+      const db = await open({ host: proxy.host, port: proxy.port, max_open_conns: 2, connect_timeout: '1s' }, { shutdown_timeout: '200ms' });
+      expect(await builderQuery(db, 'select 1 as one')).toEqual([{ one: 1 }]);
+      proxy.blackhole();
+      try {
+        const hung = builderQuery(db, 'select 2 as two').catch((e: unknown) => e);
+        await vi.waitFor(() => expect(db.stats().inUse).toBe(1));
+        const started = performance.now();
+        await managers.pop()!.close();
+        expect(performance.now() - started).toBeLessThan(1_500);
+        expect(await hung).toBeInstanceOf(Error);
+        await vi.waitFor(() => expect(proxy.openSockets).toBe(0), { timeout: 3_000 });
+      } finally {
+        proxy.forward();
+      }
+    });
+
     it('server gone: health goes down with the cause; server back: up again, and close() leaves no socket', async () => {
       const db = await open({ host: proxy.host, port: proxy.port, max_open_conns: 3, connect_timeout: '1s' });
       await Promise.all([1, 2, 3].map(() => builderQuery(db, 'select sleep(0.05)')));
