@@ -2,10 +2,11 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import { Connection as TediousConnection, Request } from 'tedious';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { AcquireTimeoutError, type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
-import { builderQuery, QUERY_BUILDER } from '../support/mikro-orm-leg';
+import { builderQuery, MIKRO_ORM_MAJOR, QUERY_BUILDER } from '../support/mikro-orm-leg';
 import { waitFor } from '../support/pg-activity';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
-import { startTdsServer } from '../support/tds-server';
+import { selfSignedCert } from '../support/self-signed-cert';
+import { startTdsServer, type TdsWireServer } from '../support/tds-server';
 
 // Through tedious, the query builder (Kysely on MikroORM 7, knex on 6) and MikroORM against the TDS wire server, or a
 // real SQL Server when DBM_TEST_MSSQL_URL is set. Stop/start goes through a TCP proxy in front of either, so the same
@@ -296,6 +297,62 @@ describe('SQL Server (mssql)', () => {
     expect(performance.now() - started).toBeLessThan(900);
     expect(error.attempts).toBe(1);
     expect(error.message).toMatch(/sslmode is "require" but the server does not support encryption; use sslmode: disable/);
+  });
+
+  describe.skipIf(!!externalUrl)('TLS (wire servers with a self-signed certificate)', () => {
+    let offered: TdsWireServer;
+    let required: TdsWireServer;
+    const at = (tds: TdsWireServer, extra: Record<string, unknown>) => ({ ...fields({}, true), host: tds.host, port: tds.port, ...extra });
+    /** tedious options through `mikro_orm.driverOptions`: a tedious config on MikroORM 7, knex's `connection` on 6. */
+    const tediousOptions = (options: Record<string, unknown>) => ({ mikro_orm: { driverOptions: MIKRO_ORM_MAJOR === 7 ? { options } : { connection: { options } } } });
+    const create = async (connection: Record<string, unknown>, manager: Record<string, unknown> = {}) => {
+      const m = await DbManager.create({ retry_attempts: 5, retry_delay: '1s', ...manager, connections: { sql: connection } } as DbManagerConfigInput);
+      managers.push(m);
+      return m.get('sql');
+    };
+
+    beforeAll(async () => {
+      offered = await startTdsServer({ user: 'sa', password: WIRE_PASSWORD, tls: 'offered' });
+      required = await startTdsServer({ user: 'sa', password: WIRE_PASSWORD, tls: 'required' });
+    });
+    afterAll(async () => {
+      await offered?.close();
+      await required?.close();
+    });
+
+    it('sslmode require: TLS is negotiated on every pooled connection and the ping\'s, and queries run through it', async () => {
+      const db = await create(at(offered, { sslmode: 'require', max_open_conns: 2 }));
+      await Promise.all([1, 2].map(() => builderQuery(db, "waitfor delay '00:00:00.05'")));
+      expect(db.stats().open).toBe(2);
+      expect(offered.tlsSessions).toBe(offered.connectionsAccepted);
+      expect(await db.withNativeClient((c: TediousConnection) => nativeQuery(c, 'select 9 as over_tls'))).toEqual([{ over_tls: 9 }]);
+    });
+
+    it('encrypt=strict (TDS 8) with the certificate trusted: TLS before any TDS, accepted as encrypted', async () => {
+      const before = offered.tlsSessions;
+      const db = await create({
+        type: 'mssql',
+        dsn: `sqlserver://sa:${encodeURIComponent(WIRE_PASSWORD)}@${offered.host}:${offered.port}/master?encrypt=strict`,
+        sslmode: 'require',
+        ...tediousOptions({ cryptoCredentialsDetails: { ca: selfSignedCert().cert } }),
+      });
+      expect(await builderQuery(db, 'select 1 as x')).toEqual([{ x: 1 }]);
+      expect(offered.tlsSessions).toBeGreaterThan(before);
+    });
+
+    it('sslmode verify-full refuses the self-signed certificate', async () => {
+      const error = (await create(at(offered, { sslmode: 'verify-full' }), { retry_attempts: 1 }).catch((e: unknown) => e)) as Error;
+      expect(error.name).toBe('ConnectionFailedError');
+      expect(error.message).toMatch(/self[- ]signed certificate/);
+    });
+
+    it('a server that requires TLS and sslmode disable: fails at once, without retrying, with tedious\' EENCRYPT', async () => {
+      const started = performance.now();
+      const error = (await create(at(required, { sslmode: 'disable' })).catch((e: unknown) => e)) as Error & { attempts: number };
+      expect(performance.now() - started).toBeLessThan(900);
+      expect(error.attempts).toBe(1);
+      expect(error.message).toMatch(/Server requires encryption.*EENCRYPT/);
+    });
   });
 
   it.skipIf(!externalUrl)('application_name reaches the server as the program name (real server only)', async () => {

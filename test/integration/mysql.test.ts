@@ -1,3 +1,4 @@
+import { Logger, type LoggerService } from '@nestjs/common';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AcquireTimeoutError, type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
@@ -90,6 +91,28 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
     expect(stats.idle).toBe(stats.open);
     expect(stats.waitCount).toBeGreaterThan(0);
     expect(stats.waitDurationMs).toBeGreaterThan(0);
+  });
+
+  it(`enable_logging: statements of the EntityManager, ${QUERY_BUILDER} and the native client are logged with literals masked`, async () => {
+    const lines: string[] = [];
+    const keep = (m: unknown) => void lines.push(String(m));
+    const capture: LoggerService = { log: keep, warn: keep, debug: keep, error: keep, verbose: keep };
+    Logger.overrideLogger(capture);
+    try {
+      const db = await open({ enable_logging: true });
+      await db.em.fork().getConnection().execute('select 40 as em_answer');
+      await builderQuery(db, 'select 41 as builder_answer');
+      await db.withNativeClient((c: CallbackConnection) => nativeQuery(c, 'select 42 as native_answer'));
+      for (const name of ['em_answer', 'builder_answer', 'native_answer']) {
+        expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^query [\\d.]+ ms: select \\? as ${name}$`)));
+      }
+      expect(lines.join('\n')).not.toMatch(/select 4[012]|Dbm-test-Pa55/);
+      // Health pings stay out of the log.
+      await db.healthCheck();
+      expect(lines.join('\n')).not.toMatch(/ms: select 1$/i);
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
   });
 
   it('lends the raw connection and counts it in use while lent', async () => {

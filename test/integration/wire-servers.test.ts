@@ -10,6 +10,7 @@ import { Connection, ConnectionError, Request, RequestError } from 'tedious';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIKRO_ORM_MAJOR } from '../support/mikro-orm-leg';
 import { startMongoWireServer } from '../support/mongo-wire-server';
+import { selfSignedCert } from '../support/self-signed-cert';
 import { startTdsServer } from '../support/tds-server';
 import type { WireServer } from '../support/wire-server';
 
@@ -34,14 +35,22 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 3000
 interface Observed {
   errorNumbers: number[];
   errors: Error[];
+  /** tedious emitted `secure`: TLS was negotiated inside the TDS stream. */
+  secure?: boolean;
 }
 
-function connectTedious(port: number, password = PASSWORD, observed: Observed = { errorNumbers: [], errors: [] }): Promise<Connection> {
+function connectTedious(
+  port: number,
+  password = PASSWORD,
+  observed: Observed = { errorNumbers: [], errors: [] },
+  tls: { encrypt: boolean | 'strict'; trustServerCertificate?: boolean; cryptoCredentialsDetails?: { ca: string } } = { encrypt: false, trustServerCertificate: true },
+): Promise<Connection> {
   const connection = new Connection({
     server: '127.0.0.1',
-    options: { port, encrypt: false, trustServerCertificate: true, connectTimeout: 2000 },
+    options: { port, trustServerCertificate: true, connectTimeout: 2000, ...tls },
     authentication: { type: 'default', options: { userName: 'sa', password } },
   });
+  connection.on('secure', () => (observed.secure = true));
   connection.on('errorMessage', (token: { number: number }) => observed.errorNumbers.push(token.number));
   // tedious emits 'error' when a logged-in connection loses its socket; unhandled, it would crash the run.
   connection.on('error', (err: Error) => observed.errors.push(err));
@@ -152,6 +161,53 @@ describe('TDS wire server with tedious', () => {
     expect(await query(again, 'select 1 as x')).toEqual([{ x: 1 }]);
     expect(server.connectionsAccepted).toBe(accepted + 1);
     await closeTedious(again);
+  });
+});
+
+describe('TDS wire server with TLS', () => {
+  let offered: WireServer;
+  let required: WireServer;
+
+  beforeAll(async () => {
+    offered = await startTdsServer({ tls: 'offered' });
+    required = await startTdsServer({ tls: 'required' });
+  });
+
+  afterAll(async () => {
+    await offered.close();
+    await required.close();
+  });
+
+  it('negotiates TLS inside PRELOGIN for a client that asks (tedious emits secure), and serves requests through it', async () => {
+    const observed: Observed = { errorNumbers: [], errors: [] };
+    const connection = await connectTedious(offered.port, PASSWORD, observed, { encrypt: true });
+    expect(observed.secure).toBe(true);
+    expect(await query(connection, 'select 1 as x')).toEqual([{ x: 1 }]);
+    expect(await query(connection, "waitfor delay '00:00:00.05'")).toEqual([]);
+    await closeTedious(connection);
+    await waitFor(() => offered.openSockets === 0);
+  });
+
+  it('speaks TDS 8 (encrypt: strict): TLS first, then PRELOGIN and login inside it', async () => {
+    // tedious checks the certificate in strict mode whatever trustServerCertificate says: the test trusts it as a CA.
+    const connection = await connectTedious(offered.port, PASSWORD, undefined, { encrypt: 'strict', cryptoCredentialsDetails: { ca: selfSignedCert().cert } });
+    expect(await query(connection, 'select 2 as y')).toEqual([{ y: 2 }]);
+    await closeTedious(connection);
+  });
+
+  it('lets a client that does not ask for TLS in plain text when only offered, and refuses it when required', async () => {
+    const plain: Observed = { errorNumbers: [], errors: [] };
+    const connection = await connectTedious(offered.port, PASSWORD, plain);
+    expect(plain.secure).toBeUndefined();
+    expect(await query(connection, 'select 3 as z')).toEqual([{ z: 3 }]);
+    await closeTedious(connection);
+    await expect(connectTedious(required.port)).rejects.toMatchObject({ code: 'EENCRYPT', message: "Server requires encryption, set 'encrypt' config option to true." });
+  });
+
+  it('its certificate is self-signed: a client that checks it refuses the server', async () => {
+    const error = await connectTedious(offered.port, PASSWORD, undefined, { encrypt: true, trustServerCertificate: false }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(`${(error as Error).message} ${String((error as Error).cause)}`).toMatch(/self[- ]signed certificate/);
   });
 });
 
