@@ -239,7 +239,7 @@ describe(`TDS wire server with MikroORM ${MIKRO_ORM_MAJOR} (${MIKRO_ORM_MAJOR ==
       ...(MIKRO_ORM_MAJOR === 7
         ? { driverOptions: { options: { encrypt: false } }, onCreateConnection: async (c: unknown) => void created.push(c as Connection) }
         : { driverOptions: { connection: { options: { encrypt: false, trustServerCertificate: true } } } }),
-    } as Options);
+    } as unknown as Options);
     await orm.em.getDriver().connect(); // `orm.driver` is private in the typings; this is the same driver
     const connection = orm.em.getConnection() as unknown as { execute(sql: string): Promise<unknown> };
 
@@ -355,7 +355,7 @@ describe('MongoDB wire server with MikroORM', () => {
       ensureDatabase: false,
       discovery: { warnWhenNoEntities: false },
       driverOptions: { serverSelectionTimeoutMS: 2000, directConnection: true },
-    } as Options);
+    } as unknown as Options);
     await orm.em.getDriver().connect(); // `orm.driver` is private in the typings; this is the same driver
     const client = (orm.em.getConnection() as unknown as { getClient(): MongoClient }).getClient();
     expect(await client.db('test').command({ ping: 1 })).toEqual({ ok: 1 });
