@@ -4,7 +4,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import { AcquireTimeoutError } from '../../errors';
 import type { PoolGauges, QueryListener } from '../../vocabulary';
 import { connectWithDriverOptions, currentTransaction } from '../adapters/mikro-orm';
-import { transactionConnectionOf } from '../adapters/kysely';
+import { kyselyOf, transactionConnectionOf } from '../adapters/kysely';
 import { missingInternals, idleTrimmer, type TarnPool } from '../adapters/tarn';
 import { closeTedious, closeTediousAndWait, isClosed, TlsWitness, type TediousConnection, watchRequests } from '../adapters/tedious';
 import type { DriverSession, SessionContext, TornDown } from '../driver';
@@ -288,7 +288,7 @@ export class MssqlSession implements DriverSession {
   }
 
   kysely(): unknown {
-    return (this.orm.em.getConnection() as unknown as { getClient(): unknown }).getClient();
+    return kyselyOf(this.orm);
   }
 
   /**
@@ -332,11 +332,14 @@ export class MssqlSession implements DriverSession {
 
   /** Closes the pool; a ping's own connection is not the pool's, so closing waits for it too. */
   async close(): Promise<void> {
-    await this.orm.close(true);
-    // Kysely destroys its driver only once a query went through it: the EntityManager's and kysely()'s do, but a pool
-    // used only by pings and native clients would stay open.
-    await this.driver?.destroy();
-    await this.pinger?.settled();
+    try {
+      await this.orm.close(true);
+    } finally {
+      // Kysely destroys its driver only once a query went through it: the EntityManager's and kysely()'s do, but a pool
+      // used only by pings and native clients would stay open.
+      await this.driver?.destroy();
+      await this.pinger?.settled();
+    }
   }
 }
 

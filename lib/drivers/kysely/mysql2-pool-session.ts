@@ -113,7 +113,11 @@ export class Mysql2PoolSession implements DriverSession {
     (pool as { getConnection: Mysql2Pool['getConnection'] }).getConnection = (callback) => {
       // A waiter of the session's that mysql2 re-dispatches (after a connection was removed) goes straight through.
       if (this.ownCallbacks.has(callback)) return this.rawGet(callback);
-      this.acquire().then((connection) => callback(null, connection), (error: Error) => callback(error));
+      // Called outside the promise chain, as mysql2 calls it: a callback that throws is not swallowed as a rejection.
+      this.acquire().then(
+        (connection) => process.nextTick(callback, null, connection),
+        (error: Error) => process.nextTick(callback, error),
+      );
     };
     const release = pool.releaseConnection.bind(pool);
     (pool as { releaseConnection: Mysql2Pool['releaseConnection'] }).releaseConnection = (connection) => {
@@ -456,12 +460,15 @@ export class Mysql2PoolSession implements DriverSession {
   async close(): Promise<void> {
     this.ledger.shuttingDown();
     clearInterval(this.reaper);
-    await this.orm.close(true);
-    // Kysely ends the pool only once a query went through it: a pool used only by pings and native clients is ended here.
-    if (!this.ended) this.pool?.end();
-    await this.ended;
-    for (const connection of [...this.open]) this.closed(connection);
-    await this.ownPing;
+    try {
+      await this.orm.close(true);
+    } finally {
+      // Kysely ends the pool only once a query went through it: a pool used only by pings and native clients is ended here.
+      if (!this.ended) this.pool?.end();
+      await this.ended;
+      for (const connection of [...this.open]) this.closed(connection);
+      await this.ownPing;
+    }
   }
 }
 
