@@ -86,11 +86,6 @@ export interface DbDriver {
   isPermanentError(error: unknown): boolean;
 }
 
-/** For the driver types MikroORM 7 does not serve yet: opening one says so. */
-export function notYetOnMikroOrm7(type: DatabaseType): never {
-  throw new Error(`${type} connections are not supported on MikroORM 7 by this release yet: run MikroORM 6.6 (every @mikro-orm/* package at exactly 6.6.16) for them`);
-}
-
 /** A MikroORM driver class, as `MikroORM.init` takes it. */
 export type OrmDriverClass = NonNullable<Options['driver']>;
 

@@ -2,7 +2,7 @@ import { destroyMariadbSocket, mariadbServerVersion } from './adapters/mariadb';
 import { ormDriverLoader } from './driver';
 import { type MySqlClientLibrary, mysqlFamilyDriver } from './mysql-family';
 
-/** The MariaDB connector (`mariadb` package), the client library of @mikro-orm/mariadb. */
+/** The MariaDB connector (`mariadb` package), the client library of @mikro-orm/mariadb on MikroORM 6 (7 uses mysql2). */
 const mariadbConnector: MySqlClientLibrary = {
   serverVersion: async (connection) => mariadbServerVersion(connection),
   destroySocket: (connection) => destroyMariadbSocket(connection),

@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
 import { describeTarget } from '../config/dsn';
-import { type DbDriver, notYetOnMikroOrm7, ormDriverLoader } from './driver';
+import type { Options } from '@mikro-orm/core';
+import { type DbDriver, ormDriverLoader } from './driver';
 import { mikroOrm } from '../mikro-orm-version';
+import { clientHandOver } from './mongo/client-hand-over';
 import { DEFAULT_DATABASE, DEFAULT_PORT, databaseOf, mongoClientSettings } from './mongo/client-settings';
 import { MongoSession } from './mongo/mongo-session';
 
@@ -28,7 +30,9 @@ export const mongodbDriver: DbDriver = {
     const { notApplicable } = mongoClientSettings(config);
     // MikroORM only shows this URL (no credentials); the session hands it the client it connects through.
     const clientUrl = describeTarget('mongodb', { host: config.host, port: config.port ?? DEFAULT_PORT, database: databaseOf(config) });
-    return { options: { clientUrl, dbName: databaseOf(config) }, notApplicable };
+    const options: Partial<Options> = { clientUrl, dbName: databaseOf(config) };
+    if (mikroOrm().major === 7) options.driverOptions = clientHandOver(config.name) as never;
+    return { options, notApplicable };
   },
 
   target(config) {
@@ -41,7 +45,7 @@ export const mongodbDriver: DbDriver = {
     };
   },
 
-  open: (orm, context) => (mikroOrm().major === 7 ? notYetOnMikroOrm7('mongodb') : MongoSession.open(orm, context, mongodbPackage().MongoClient)),
+  open: (orm, context) => MongoSession.open(orm, context, mongodbPackage().MongoClient),
 
   isPermanentError(error) {
     let current: unknown = error;

@@ -2,13 +2,13 @@ import type { ConnectionConfig } from '../config/config.types';
 import { TLS_REQUIRED_MODES } from '../config/config-schema';
 import { describeTarget } from '../config/dsn';
 import { unsupportedSslMode } from '../config/ssl-mode';
-import type { QueryListener } from '../vocabulary';
 import { skipDestroyOfClosed } from './adapters/knex';
-import { closeTedious, isClosed, tlsState } from './adapters/tedious';
-import { type DbDriver, notYetOnMikroOrm7, ormDriverLoader } from './driver';
+import { closeTedious, isClosed, tlsState, watchRequests } from './adapters/tedious';
+import { type DbDriver, ormDriverLoader } from './driver';
 import { mikroOrm } from '../mikro-orm-version';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
+import { MssqlSession } from './kysely/mssql-session';
 import { withMethodsReplaced } from './native-watch';
 import { serverOrmOptions } from './server-options';
 
@@ -25,28 +25,6 @@ const DSN_OPTIONS = ['encrypt', 'trustServerCertificate', 'instanceName'];
 function isPermanentError(error: unknown): boolean {
   const { code, isTransient } = (error ?? {}) as { code?: unknown; isTransient?: unknown };
   return (code === 'ELOGIN' && isTransient !== true) || code === 'EENCRYPT';
-}
-
-/** A tedious Request as far as watching it goes: its SQL, and the callback tedious calls when it ends. */
-interface TediousRequest {
-  sqlTextOrProcedure?: unknown;
-  callback?: (error: unknown, ...rest: unknown[]) => unknown;
-}
-
-/** tedious takes a Request object (SQL and callback inside it), not SQL arguments: wrap the request's callback. */
-function watchRequests(listener: QueryListener) {
-  return (original: (this: unknown, ...args: unknown[]) => unknown) =>
-    function watched(this: unknown, ...args: unknown[]): unknown {
-      const request = args[0] as TediousRequest | undefined;
-      const callback = request?.callback;
-      if (!request || typeof request.sqlTextOrProcedure !== 'string' || typeof callback !== 'function') return original(...args);
-      const done = listener(request.sqlTextOrProcedure);
-      request.callback = function (this: unknown, error: unknown, ...rest: unknown[]) {
-        done(error ?? undefined);
-        return callback.call(this, error, ...rest);
-      };
-      return original(...args);
-    };
 }
 
 /**
@@ -74,33 +52,63 @@ export function mssqlTls(config: ConnectionConfig): Record<string, unknown> {
   }
 }
 
-/** What a SQL Server pool adds to knex's: tedious' options, a TLS check that fails closed, and bounded destroys. */
+/** The sslmode that requires TLS, or undefined when the connection may run in plain text. */
+function tlsRequiredBy(config: ConnectionConfig): string | undefined {
+  return config.sslmode && TLS_REQUIRED_MODES.includes(config.sslmode) ? config.sslmode : undefined;
+}
+
+/** tedious options that come from the connection's config (they override the user's `options`). */
+function tediousOptions(config: ConnectionConfig): Record<string, unknown> {
+  const options: Record<string, unknown> = {
+    appName: config.applicationName,
+    // Bounds TCP connect, TLS and login: a server that accepts TCP and never answers fails after this.
+    connectTimeout: config.connectTimeout || FOREVER,
+    // tedious sends ATTENTION after this; the server cancels the statement and the connection stays usable. 0 = none.
+    requestTimeout: config.queryTimeout,
+    ...mssqlTls(config),
+  };
+  if (config.dsnParams.instanceName) options.instanceName = config.dsnParams.instanceName;
+  return options;
+}
+
+/**
+ * tedious' whole connection config on MikroORM 7, where the session makes the connections: MikroORM 7's own defaults
+ * (what its MsSqlConnection would build), then the user's driver options (a tedious config), then ours.
+ */
+function tediousConnectionConfig(config: ConnectionConfig, user: Record<string, unknown>, useUtc: boolean): Record<string, unknown> {
+  const options: Record<string, unknown> = {
+    enableArithAbort: true,
+    fallbackToDefaultDb: true,
+    useUTC: useUtc,
+    encrypt: false,
+    ...(user.options as object | undefined),
+    database: config.database ?? 'master',
+    port: config.port ?? 1433,
+    ...tediousOptions(config),
+  };
+  // A named instance is found through the SQL Browser, not on a port.
+  if (options.instanceName) delete options.port;
+  const authentication = user.authentication ?? { type: 'default', options: { userName: config.user, password: config.password } };
+  return { ...user, server: config.host, authentication, options };
+}
+
+/** What a SQL Server pool adds to knex's (MikroORM 6): tedious' options, a TLS check that fails closed, and bounded destroys. */
 function mssqlDialect(config: ConnectionConfig): KnexDialect {
   return {
     singleConnection: false,
     isPermanentError,
-    connectionSettings(user) {
-      // knex spreads `connection.options` last into tedious' options, so ours go there.
-      const options: Record<string, unknown> = {
-        ...(user.options as object | undefined),
-        appName: config.applicationName,
-        // Bounds TCP connect, TLS and login: a server that accepts TCP and never answers fails after this.
-        connectTimeout: config.connectTimeout || FOREVER,
-        // tedious sends ATTENTION after this; the server cancels the statement and the connection stays usable. 0 = none.
-        requestTimeout: config.queryTimeout,
-        ...mssqlTls(config),
-      };
-      if (config.dsnParams.instanceName) options.instanceName = config.dsnParams.instanceName;
-      return { ...user, options };
-    },
+    // knex spreads `connection.options` last into tedious' options, so ours go there.
+    connectionSettings: (user) => ({ ...user, options: { ...(user.options as object | undefined), ...tediousOptions(config) } }),
     // tedious with encrypt: true goes on in plain text when the server answers "encryption not supported": refuse that.
     async prepareConnection(connection) {
-      if (!config.sslmode || !TLS_REQUIRED_MODES.includes(config.sslmode)) return;
+      const mode = tlsRequiredBy(config);
+      // TDS 8 (encrypt=strict) wraps the socket in TLS before any TDS is sent: connected means encrypted.
+      if (!mode || config.dsnParams.encrypt === 'strict') return;
       const tls = tlsState(connection);
       if (tls === 'yes') return;
       closeTedious(connection);
       const why = tls === 'no' ? 'the server does not support encryption' : 'this tedious version does not say whether the connection is encrypted, so it is refused';
-      throw Object.assign(new Error(`sslmode is "${config.sslmode}" but ${why}; use sslmode: disable to connect without TLS`), { code: 'EENCRYPT' });
+      throw Object.assign(new Error(`sslmode is "${mode}" but ${why}; use sslmode: disable to connect without TLS`), { code: 'EENCRYPT' });
     },
     // close() destroys the socket at once and fails the running request with ECLOSE (no round trip to a hung server).
     destroySocket: (connection) => closeTedious(connection),
@@ -142,7 +150,16 @@ export const mssqlDriver: DbDriver = {
     };
   },
 
-  open: (orm, context) => (mikroOrm().major === 7 ? notYetOnMikroOrm7('mssql') : KnexSession.open(orm, context, mssqlDialect(context.config))),
+  open: (orm, context) => {
+    const { config } = context;
+    if (mikroOrm().major === 6) return KnexSession.open(orm, context, mssqlDialect(config));
+    const useUtc = (orm.config as unknown as { get(key: string): unknown }).get('forceUtcTimezone') === true;
+    return MssqlSession.open(orm, context, {
+      connectionConfig: (user) => tediousConnectionConfig(config, user, useUtc),
+      isPermanentError,
+      tlsRequiredBy: tlsRequiredBy(config),
+    });
+  },
 
   isPermanentError,
 };

@@ -1,10 +1,12 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { unsupportedSslMode } from '../config/ssl-mode';
-import { type DbDriver, notYetOnMikroOrm7, type OrmDriverClass } from './driver';
+import { destroyMysql2Socket, type Mysql2Connection } from './adapters/mysql2';
+import { type DbDriver, type OrmDriverClass } from './driver';
 import { mikroOrm } from '../mikro-orm-version';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
+import { Mysql2PoolSession } from './kysely/mysql2-pool-session';
 import { watchQueryMethod, withMethodsReplaced } from './native-watch';
 import { serverOrmOptions } from './server-options';
 
@@ -69,6 +71,18 @@ export function runStatement(connection: MySqlFamilyConnection, sql: string): Pr
   return new Promise((resolve, reject) => connection.query(sql, (error, rows) => (error ? reject(error) : resolve(rows))));
 }
 
+/**
+ * mysql2, the client library of @mikro-orm/mysql on both majors and of @mikro-orm/mariadb on MikroORM 7: the server's
+ * version is asked for (its handshake is private).
+ */
+export const MYSQL2: MySqlClientLibrary = {
+  serverVersion: async (connection) => {
+    const rows = (await runStatement(connection, 'SELECT VERSION() AS version')) as Array<{ version?: string }>;
+    return rows[0]?.version;
+  },
+  destroySocket: (connection) => destroyMysql2Socket(connection),
+};
+
 /** What a MySQL-family pool adds to knex's: the server-enforced statement limit (its syntax learned once per pool). */
 function mysqlFamilyDialect(config: ConnectionConfig, library: MySqlClientLibrary, warn: (message: string) => void): KnexDialect {
   let version: Promise<string | undefined> | undefined;
@@ -118,11 +132,12 @@ export interface MySqlFamilySpec {
   packageName: string;
   /** OpenTelemetry `db.system.name`. */
   dbSystem: string;
+  /** The client library on MikroORM 6 (on 7 both types use mysql2). */
   library: MySqlClientLibrary;
   loadOrmDriver(connectionName: string): Promise<OrmDriverClass>;
 }
 
-/** A `DbDriver` for MySQL or MariaDB on the knex pool; the two differ only in their client library. */
+/** A `DbDriver` for MySQL or MariaDB (a knex pool on MikroORM 6, a mysql2 pool on 7); the two differ only in their client library. */
 export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
   return {
     type: spec.type,
@@ -144,8 +159,23 @@ export function mysqlFamilyDriver(spec: MySqlFamilySpec): DbDriver {
       return { dbSystem: spec.dbSystem, namespace: config.database, address: config.host, port, display: describeTarget(spec.type, config, { port }) };
     },
 
-    open: (orm, context) =>
-      mikroOrm().major === 7 ? notYetOnMikroOrm7(spec.type) : KnexSession.open(orm, context, mysqlFamilyDialect(context.config, spec.library, (m) => context.warn(m))),
+    open(orm, context) {
+      const warn = (m: string) => context.warn(m);
+      if (mikroOrm().major === 6) return KnexSession.open(orm, context, mysqlFamilyDialect(context.config, spec.library, warn));
+      // One dialect per pool: the server's kind it learns is that pool's.
+      const dialect = mysqlFamilyDialect(context.config, MYSQL2, warn);
+      return Mysql2PoolSession.open(
+        orm,
+        context,
+        {
+          connectionSettings: (user) => dialect.connectionSettings!(user),
+          prepareConnection: (connection) => dialect.prepareConnection!(connection),
+          isPermanentError,
+          destroySocket: (connection: Mysql2Connection) => dialect.destroySocket(connection),
+        },
+        spec.packageName,
+      );
+    },
 
     isPermanentError,
   };

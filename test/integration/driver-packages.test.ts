@@ -82,6 +82,7 @@ describe('driver packages that are not installed', () => {
   ])('%s fails at once with DriverNotInstalledError naming the connection and the npm i line', (type, pkg) => {
     const error = result[type];
     expect(error).toMatchObject({ name: 'DriverNotInstalledError', connectionName: 'things' });
+    // The install line pins the MikroORM version that runs (7.2.1 or 6.6.16): every @mikro-orm/* package must match it.
     expect(error.message).toBe(`Connection "things" has type "${type}", but its driver package ${pkg} is not installed. Run: npm i -E ${pkg}@${mikroOrm().version}`);
     // No retry for a missing package (retry_attempts 5, first backoff 1 s).
     expect(error.ms).toBeLessThan(900);

@@ -83,6 +83,8 @@ describe('MongoDB (mongodb)', () => {
     expect(client.db().databaseName).toBe(server.database);
     expect(await client.db(server.database).command({ ping: 1 })).toMatchObject({ ok: 1 });
     expect(db.em).toBeInstanceOf(MongoEntityManager);
+    // One client: the EntityManager's is mongo()'s, not a second one MikroORM built from the URL.
+    expect((db.em.getConnection() as unknown as { getClient(): MongoClient }).getClient()).toBe(client);
     expect(await (db.em.fork() as MongoEntityManager).getCollection('dbm_nothing_here').find({ never: true }).toArray()).toEqual([]);
     expect(() => db.knex()).toThrow(NotSqlDatabaseError);
     await expect(db.withNativeClient(() => 1)).rejects.toThrow(NotSqlDatabaseError);
@@ -123,7 +125,7 @@ describe('MongoDB (mongodb)', () => {
       waitQueueTimeoutMS: 6_000,
     });
     expect(options.readPreference.mode).toBe('primaryPreferred');
-    expect(db.em.getConnection().getClientUrl()).not.toContain('password');
+    expect(db.orm.config.get('clientUrl')).not.toContain('password');
   });
 
   it('enable_logging: commands of the EntityManager and of mongo() are logged by name and collection, never their values', async () => {

@@ -1,11 +1,14 @@
+import { Logger, type LoggerService } from '@nestjs/common';
 import mysql from 'mysql2/promise';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { AcquireTimeoutError, type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
 import { mariadbUrlOrSkipReason } from '../support/mariadb';
+import { builderQuery, MIKRO_ORM_MAJOR, QUERY_BUILDER } from '../support/mikro-orm-leg';
 import { waitFor } from '../support/pg-activity';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
-// Both MySQL-family types against the real MariaDB the machines run (DBM_TEST_MARIADB_URL).
+// Both MySQL-family types against the real MariaDB the machines run (DBM_TEST_MARIADB_URL). On MikroORM 7 both use
+// mysql2 (@mikro-orm/mariadb is built on @mikro-orm/mysql); on 6 mariadb uses the MariaDB connector.
 const { url, reason } = mariadbUrlOrSkipReason();
 if (reason) console.log(`[mysql.test] skipped: ${reason}`);
 
@@ -57,7 +60,7 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
     await admin.end();
   });
 
-  it('EM, Knex and the native client share one pool: 60 concurrent jobs never open more than max_open_conns', async () => {
+  it(`EM, ${QUERY_BUILDER} and the native client share one pool: 60 concurrent jobs never open more than max_open_conns`, async () => {
     const db = await open({ max_open_conns: 4 });
     let peak = 0;
     let done = false;
@@ -72,14 +75,14 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
         case 0:
           return db.em.fork().getConnection().execute('select sleep(0.02) as s, 1 as one');
         case 1:
-          return db.knex().raw('select sleep(0.02) as s, 2 as two');
+          return builderQuery(db, 'select sleep(0.02) as s, 2 as two');
         default:
           return db.withNativeClient((c: CallbackConnection) => nativeQuery(c, 'select sleep(0.02) as s, 3 as three'));
       }
     });
     await Promise.all(jobs).finally(() => (done = true));
     await sampling;
-    console.log(`[mysql.test] ${type}: 60 jobs (EM, Knex, native) with max_open_conns 4 → peak ${peak} server connections`);
+    console.log(`[mysql.test] ${type} on MikroORM ${MIKRO_ORM_MAJOR}: 60 jobs (EM, ${QUERY_BUILDER}, native) with max_open_conns 4 → peak ${peak} server connections`);
     expect(peak).toBeGreaterThan(1);
     expect(peak).toBeLessThanOrEqual(4);
     const stats = db.stats();
@@ -88,6 +91,28 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
     expect(stats.idle).toBe(stats.open);
     expect(stats.waitCount).toBeGreaterThan(0);
     expect(stats.waitDurationMs).toBeGreaterThan(0);
+  });
+
+  it(`enable_logging: statements of the EntityManager, ${QUERY_BUILDER} and the native client are logged with literals masked`, async () => {
+    const lines: string[] = [];
+    const keep = (m: unknown) => void lines.push(String(m));
+    const capture: LoggerService = { log: keep, warn: keep, debug: keep, error: keep, verbose: keep };
+    Logger.overrideLogger(capture);
+    try {
+      const db = await open({ enable_logging: true });
+      await db.em.fork().getConnection().execute('select 40 as em_answer');
+      await builderQuery(db, 'select 41 as builder_answer');
+      await db.withNativeClient((c: CallbackConnection) => nativeQuery(c, 'select 42 as native_answer'));
+      for (const name of ['em_answer', 'builder_answer', 'native_answer']) {
+        expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^query [\\d.]+ ms: select \\? as ${name}$`)));
+      }
+      expect(lines.join('\n')).not.toMatch(/select 4[012]|Dbm-test-Pa55/);
+      // Health pings stay out of the log.
+      await db.healthCheck();
+      expect(lines.join('\n')).not.toMatch(/ms: select 1$/i);
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
   });
 
   it('lends the raw connection and counts it in use while lent', async () => {
@@ -100,8 +125,10 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
     expect(db.stats()).toMatchObject({ inUse: 0, idle: db.stats().open });
   });
 
-  if (type === 'mariadb') console.log('[mysql.test] mariadb: program_name check skipped: the MariaDB connector keeps its options private, and this server has performance_schema off');
-  it.skipIf(type !== 'mysql')('application_name goes to the server as the program_name connection attribute (mysql2)', async () => {
+  // On MikroORM 7 both types use mysql2; on 6 mariadb uses the MariaDB connector.
+  const usesMysql2 = type === 'mysql' || MIKRO_ORM_MAJOR === 7;
+  if (!usesMysql2) console.log('[mysql.test] mariadb on MikroORM 6: program_name check skipped: the MariaDB connector keeps its options private, and this server has performance_schema off');
+  it.skipIf(!usesMysql2)('application_name goes to the server as the program_name connection attribute (mysql2)', async () => {
     const db = await open({ application_name: 'dbm-orders', connect_timeout: '4s' });
     const config = await db.withNativeClient((c: unknown) => (c as { config: { connectAttributes: Record<string, string>; connectTimeout: number } }).config);
     expect(config.connectAttributes.program_name).toBe('dbm-orders');
@@ -110,14 +137,62 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
 
   it('query_timeout: the server stops a longer statement and the connection stays usable', async () => {
     const db = await open({ max_open_conns: 1, query_timeout: '300ms' });
-    const [{ t }] = (await db.knex().raw('select @@max_statement_time as t'))[0];
+    // The server said it is MariaDB (whichever type the connection has): its syntax, in seconds.
+    const [{ t }] = await builderQuery<{ t: unknown }>(db, 'select @@max_statement_time as t');
     expect(Number(t)).toBeCloseTo(0.3, 3);
     const started = performance.now();
-    await expect(db.knex().raw('select * from information_schema.tables a, information_schema.tables b, information_schema.tables c')).rejects.toMatchObject({
+    await expect(builderQuery(db, 'select * from information_schema.tables a, information_schema.tables b, information_schema.tables c')).rejects.toMatchObject({
       errno: 1969,
     });
     expect(performance.now() - started).toBeLessThan(2_000);
-    expect((await db.knex().raw('select 1 as ok'))[0][0].ok).toBe(1);
+    expect(await builderQuery(db, 'select 1 as ok')).toEqual([{ ok: 1 }]);
+    // The native client and the EntityManager get the limit too: it is the connection's.
+    expect(await db.withNativeClient((c: CallbackConnection) => nativeQuery(c, 'select @@max_statement_time as t'))).toMatchObject([{ t: expect.anything() }]);
+    const [{ t: emLimit }] = (await db.em.fork().getConnection().execute('select @@max_statement_time as t')) as Array<{ t: unknown }>;
+    expect(Number(emLimit)).toBeCloseTo(0.3, 3);
+  });
+
+  it('acquire_timeout: a caller that finds every connection busy gets AcquireTimeoutError naming the connection', async () => {
+    const db = await open({ max_open_conns: 1, acquire_timeout: '300ms' });
+    let release!: () => void;
+    const held = db.withNativeClient(() => new Promise<void>((resolve) => (release = resolve)));
+    await vi.waitFor(() => expect(db.stats().inUse).toBe(1));
+    const started = performance.now();
+    const error = (await builderQuery(db, 'select 1 as one').catch((e: unknown) => e)) as Error;
+    expect(performance.now() - started).toBeLessThan(1_500);
+    expect(error).toBeInstanceOf(AcquireTimeoutError);
+    expect(error.message).toMatch(/^Connection "db": timed out after 300 ms \(acquire_timeout\) waiting for a pooled connection, all 1 being in use/);
+    expect(db.stats()).toMatchObject({ timeouts: 1, pending: 0 });
+    release();
+    await held;
+    expect(await builderQuery(db, 'select 1 as one')).toEqual([{ one: 1 }]);
+    expect(await serverConnections()).toBe(1);
+  });
+
+  it('withNativeClient inside em.transactional lends the transaction\'s connection: no deadlock with max_open_conns 1', async () => {
+    const db = await open({ max_open_conns: 1, acquire_timeout: '2s' });
+    const ids = await db.em.fork().transactional(async (em) => {
+      const [{ id }] = (await (em as unknown as { execute(sql: string): Promise<Array<{ id: number }>> }).execute('select connection_id() as id'));
+      const native = (await db.withNativeClient((c: CallbackConnection) => nativeQuery(c, 'select connection_id() as id'))) as Array<{ id: number }>;
+      return [Number(id), Number(native[0].id)];
+    });
+    expect(ids[1]).toBe(ids[0]);
+    expect(db.stats()).toMatchObject({ open: 1, inUse: 0, timeouts: 0 });
+  });
+
+  it('max_idle_conns, conn_max_idle_time and conn_max_lifetime close connections, counted by reason', async () => {
+    const db = await open({ max_open_conns: 3, max_idle_conns: 1, conn_max_idle_time: '1s', conn_max_lifetime: '600ms' });
+    await Promise.all([1, 2, 3].map(() => builderQuery(db, 'select sleep(0.05)')));
+    // Three were open at once; on release the two beyond max_idle_conns closed.
+    await vi.waitFor(() => expect(db.stats()).toMatchObject({ open: 1, maxIdleClosed: 2 }));
+    await vi.waitFor(() => expect(serverConnections()).resolves.toBe(1));
+    await new Promise((resolve) => setTimeout(resolve, 650));
+    // The survivor is past its lifetime: replaced when next acquired.
+    expect(await builderQuery(db, 'select 1 as one')).toEqual([{ one: 1 }]);
+    expect(db.stats()).toMatchObject({ open: 1, lifetimeClosed: 1 });
+    // Left idle, it closes after conn_max_idle_time.
+    await vi.waitFor(() => expect(db.stats()).toMatchObject({ open: 0, idleClosed: 1 }), { timeout: 4_000 });
+    await vi.waitFor(() => expect(serverConnections()).resolves.toBe(0));
   });
 
   it('fails at once, without retrying, on a wrong password (1045) — and never shows the password', async () => {
@@ -165,7 +240,8 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
         const started = performance.now();
         await expect(
           DbManager.create({ retry_attempts: 1, connections: { db: fields({ host: proxy.host, port: proxy.port, connect_timeout: '500ms' }) } } as DbManagerConfigInput),
-        ).rejects.toThrow(/timeout|timed out/i);
+        // mysql2's own connect timeout (MikroORM 7) says "connect ETIMEDOUT"; the ping's says "timed out".
+        ).rejects.toThrow(/timeout|timed out|ETIMEDOUT/i);
         const elapsed = performance.now() - started;
         expect(elapsed).toBeGreaterThan(450);
         expect(elapsed).toBeLessThan(3_000);
@@ -175,9 +251,46 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
       }
     });
 
+    it('a ping to a hung server times out, is cancelled and does not pile up', async () => {
+      const db = await open({ host: proxy.host, port: proxy.port, max_open_conns: 2, connect_timeout: '1s' });
+      proxy.blackhole();
+      try {
+        for (let i = 0; i < 5; i++) {
+          const started = performance.now();
+          const health = await db.healthCheck({ timeout: 300 });
+          expect(health.status).toBe('down');
+          expect(performance.now() - started).toBeLessThan(1_200);
+        }
+        expect(db.stats().pending).toBe(0);
+        // At most the pool's max plus the ping's own short-lived connection ever reach the server.
+        expect(proxy.openSockets).toBeLessThanOrEqual(3);
+      } finally {
+        proxy.forward();
+      }
+      // Connects already waiting on the black hole hold their pool slots until connect_timeout; then pings get through.
+      await vi.waitFor(async () => expect((await db.healthCheck({ timeout: 500 })).status).toBe('up'), { timeout: 5_000, interval: 100 });
+    });
+
+    it('shutdown tears down a query hung on the server once shutdown_timeout is spent, and leaves no socket', async () => {
+      const db = await open({ host: proxy.host, port: proxy.port, max_open_conns: 2, connect_timeout: '1s' }, { shutdown_timeout: '200ms' });
+      expect(await builderQuery(db, 'select 1 as one')).toEqual([{ one: 1 }]);
+      proxy.blackhole();
+      try {
+        const hung = builderQuery(db, 'select 2 as two').catch((e: unknown) => e);
+        await vi.waitFor(() => expect(db.stats().inUse).toBe(1));
+        const started = performance.now();
+        await managers.pop()!.close();
+        expect(performance.now() - started).toBeLessThan(1_500);
+        expect(await hung).toBeInstanceOf(Error);
+        await vi.waitFor(() => expect(proxy.openSockets).toBe(0), { timeout: 3_000 });
+      } finally {
+        proxy.forward();
+      }
+    });
+
     it('server gone: health goes down with the cause; server back: up again, and close() leaves no socket', async () => {
       const db = await open({ host: proxy.host, port: proxy.port, max_open_conns: 3, connect_timeout: '1s' });
-      await Promise.all([1, 2, 3].map(() => db.knex().raw('select sleep(0.05)')));
+      await Promise.all([1, 2, 3].map(() => builderQuery(db, 'select sleep(0.05)')));
       expect(db.stats().open).toBe(3);
 
       const proxyPort = proxy.port;
@@ -190,7 +303,7 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
       proxy = await startTcpProxy({ host, port }, { port: proxyPort });
       const up = await db.healthCheck({ timeout: 2_000 });
       expect(up).toMatchObject({ status: 'up' });
-      expect((await db.knex().raw('select 1 as ok'))[0][0].ok).toBe(1);
+      expect(await builderQuery(db, 'select 1 as ok')).toEqual([{ ok: 1 }]);
 
       const started = performance.now();
       await managers.pop()!.close();

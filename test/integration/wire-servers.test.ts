@@ -1,17 +1,21 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MikroORM } from '@mikro-orm/core';
+import { MikroORM, type Options } from '@mikro-orm/core';
 import { MongoDriver } from '@mikro-orm/mongodb';
 import { MsSqlDriver } from '@mikro-orm/mssql';
 import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
+import { type Kysely, sql } from 'kysely';
 import { Connection, ConnectionError, Request, RequestError } from 'tedious';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIKRO_ORM_MAJOR } from '../support/mikro-orm-leg';
 import { startMongoWireServer } from '../support/mongo-wire-server';
+import { selfSignedCert } from '../support/self-signed-cert';
 import { startTdsServer } from '../support/tds-server';
 import type { WireServer } from '../support/wire-server';
 
-// These tests drive the real tedious / knex / mongodb / MikroORM code against the fake servers.
+// These tests drive the real tedious / mongodb / MikroORM code (with its query builder: Kysely on 7, knex on 6) against
+// the fake servers: tedious 20 and mongodb 7.6 on the MikroORM 7 leg, tedious 19 and mongodb 6 on the 6 leg.
 
 const PASSWORD = 'Passw0rd!';
 
@@ -31,14 +35,22 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 3000
 interface Observed {
   errorNumbers: number[];
   errors: Error[];
+  /** tedious emitted `secure`: TLS was negotiated inside the TDS stream. */
+  secure?: boolean;
 }
 
-function connectTedious(port: number, password = PASSWORD, observed: Observed = { errorNumbers: [], errors: [] }): Promise<Connection> {
+function connectTedious(
+  port: number,
+  password = PASSWORD,
+  observed: Observed = { errorNumbers: [], errors: [] },
+  tls: { encrypt: boolean | 'strict'; trustServerCertificate?: boolean; cryptoCredentialsDetails?: { ca: string } } = { encrypt: false, trustServerCertificate: true },
+): Promise<Connection> {
   const connection = new Connection({
     server: '127.0.0.1',
-    options: { port, encrypt: false, trustServerCertificate: true, connectTimeout: 2000 },
+    options: { port, trustServerCertificate: true, connectTimeout: 2000, ...tls },
     authentication: { type: 'default', options: { userName: 'sa', password } },
   });
+  connection.on('secure', () => (observed.secure = true));
   connection.on('errorMessage', (token: { number: number }) => observed.errorNumbers.push(token.number));
   // tedious emits 'error' when a logged-in connection loses its socket; unhandled, it would crash the run.
   connection.on('error', (err: Error) => observed.errors.push(err));
@@ -152,7 +164,54 @@ describe('TDS wire server with tedious', () => {
   });
 });
 
-describe('TDS wire server with MikroORM (knex + tedious)', () => {
+describe('TDS wire server with TLS', () => {
+  let offered: WireServer;
+  let required: WireServer;
+
+  beforeAll(async () => {
+    offered = await startTdsServer({ tls: 'offered' });
+    required = await startTdsServer({ tls: 'required' });
+  });
+
+  afterAll(async () => {
+    await offered.close();
+    await required.close();
+  });
+
+  it('negotiates TLS inside PRELOGIN for a client that asks (tedious emits secure), and serves requests through it', async () => {
+    const observed: Observed = { errorNumbers: [], errors: [] };
+    const connection = await connectTedious(offered.port, PASSWORD, observed, { encrypt: true });
+    expect(observed.secure).toBe(true);
+    expect(await query(connection, 'select 1 as x')).toEqual([{ x: 1 }]);
+    expect(await query(connection, "waitfor delay '00:00:00.05'")).toEqual([]);
+    await closeTedious(connection);
+    await waitFor(() => offered.openSockets === 0);
+  });
+
+  it('speaks TDS 8 (encrypt: strict): TLS first, then PRELOGIN and login inside it', async () => {
+    // tedious checks the certificate in strict mode whatever trustServerCertificate says: the test trusts it as a CA.
+    const connection = await connectTedious(offered.port, PASSWORD, undefined, { encrypt: 'strict', cryptoCredentialsDetails: { ca: selfSignedCert().cert } });
+    expect(await query(connection, 'select 2 as y')).toEqual([{ y: 2 }]);
+    await closeTedious(connection);
+  });
+
+  it('lets a client that does not ask for TLS in plain text when only offered, and refuses it when required', async () => {
+    const plain: Observed = { errorNumbers: [], errors: [] };
+    const connection = await connectTedious(offered.port, PASSWORD, plain);
+    expect(plain.secure).toBeUndefined();
+    expect(await query(connection, 'select 3 as z')).toEqual([{ z: 3 }]);
+    await closeTedious(connection);
+    await expect(connectTedious(required.port)).rejects.toMatchObject({ code: 'EENCRYPT', message: "Server requires encryption, set 'encrypt' config option to true." });
+  });
+
+  it('its certificate is self-signed: a client that checks it refuses the server', async () => {
+    const error = await connectTedious(offered.port, PASSWORD, undefined, { encrypt: true, trustServerCertificate: false }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(`${(error as Error).message} ${String((error as Error).cause)}`).toMatch(/self[- ]signed certificate/);
+  });
+});
+
+describe(`TDS wire server with MikroORM ${MIKRO_ORM_MAJOR} (${MIKRO_ORM_MAJOR === 7 ? 'Kysely + tarn' : 'knex + tarn'} + tedious)`, () => {
   let server: WireServer;
 
   beforeAll(async () => {
@@ -163,8 +222,10 @@ describe('TDS wire server with MikroORM (knex + tedious)', () => {
     await server.close();
   });
 
-  it('connects, queries, lends raw connections and closes quickly', async () => {
-    const orm = await MikroORM.init<MsSqlDriver>({
+  it('connects, queries, runs a transaction, reaches the raw tedious connection and closes quickly', async () => {
+    // MikroORM's own SQL Server stack, as it builds it (on 7 Kysely's validate runs a `select 1` on every acquire).
+    const created: Connection[] = [];
+    const orm = await MikroORM.init({
       driver: MsSqlDriver,
       host: '127.0.0.1',
       port: server.port,
@@ -174,21 +235,32 @@ describe('TDS wire server with MikroORM (knex + tedious)', () => {
       connect: false,
       ensureDatabase: false,
       discovery: { warnWhenNoEntities: false },
-      driverOptions: { connection: { options: { encrypt: false, trustServerCertificate: true } } },
-    });
+      // MikroORM 7 takes tedious' config and lends each new connection to onCreateConnection; 6 takes knex's.
+      ...(MIKRO_ORM_MAJOR === 7
+        ? { driverOptions: { options: { encrypt: false } }, onCreateConnection: async (c: unknown) => void created.push(c as Connection) }
+        : { driverOptions: { connection: { options: { encrypt: false, trustServerCertificate: true } } } }),
+    } as unknown as Options);
     await orm.em.getDriver().connect(); // `orm.driver` is private in the typings; this is the same driver
+    const connection = orm.em.getConnection() as unknown as { execute(sql: string): Promise<unknown> };
 
-    const knex = orm.em.getKnex();
-    expect(await knex.raw('select 1')).toEqual([{ '': 1 }]);
-    expect(await orm.em.execute('select 1 as x')).toEqual([{ x: 1 }]);
+    expect(await connection.execute('select 1 as x')).toEqual([{ x: 1 }]);
     expect(await orm.isConnected()).toBe(true);
-    // knex transactions go through tedious' Transaction Manager requests.
-    expect(await orm.em.transactional((em) => em.execute('select 7 as n'))).toEqual([{ n: 7 }]);
+    // Transactions go through tedious' Transaction Manager requests.
+    expect(await orm.em.transactional((em) => (em.getConnection() as unknown as typeof connection).execute('select 7 as n'))).toEqual([{ n: 7 }]);
 
-    const raw = (await knex.client.acquireConnection()) as Connection;
+    let raw: Connection;
+    if (MIKRO_ORM_MAJOR === 7) {
+      const kysely = (orm.em.getConnection() as unknown as { getClient(): Kysely<unknown> }).getClient();
+      expect((await sql.raw('select 1').execute(kysely)).rows).toEqual([{ '': 1 }]);
+      raw = created[0];
+    } else {
+      const knex = (orm.em as unknown as { getKnex(): { raw(sql: string): Promise<unknown>; client: { acquireConnection(): Promise<Connection>; releaseConnection(c: Connection): Promise<void> } } }).getKnex();
+      expect(await knex.raw('select 1')).toEqual([{ '': 1 }]);
+      raw = await knex.client.acquireConnection();
+      await knex.client.releaseConnection(raw);
+    }
     expect(raw).toBeInstanceOf(Connection);
     expect(await query(raw, 'select 1 as x')).toEqual([{ x: 1 }]);
-    await knex.client.releaseConnection(raw);
     expect(server.openSockets).toBeGreaterThan(0);
 
     const startedAt = Date.now();
@@ -275,7 +347,7 @@ describe('MongoDB wire server with MikroORM', () => {
   });
 
   it('connects, pings through the client and closes', async () => {
-    const orm = await MikroORM.init<MongoDriver>({
+    const orm = await MikroORM.init({
       driver: MongoDriver,
       clientUrl: `mongodb://127.0.0.1:${server.port}`,
       dbName: 'test',
@@ -283,9 +355,9 @@ describe('MongoDB wire server with MikroORM', () => {
       ensureDatabase: false,
       discovery: { warnWhenNoEntities: false },
       driverOptions: { serverSelectionTimeoutMS: 2000, directConnection: true },
-    });
+    } as unknown as Options);
     await orm.em.getDriver().connect(); // `orm.driver` is private in the typings; this is the same driver
-    const client = orm.em.getConnection().getClient();
+    const client = (orm.em.getConnection() as unknown as { getClient(): MongoClient }).getClient();
     expect(await client.db('test').command({ ping: 1 })).toEqual({ ok: 1 });
     expect(await orm.isConnected()).toBe(true);
 

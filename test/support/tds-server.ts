@@ -1,36 +1,63 @@
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
+import { selfSignedCert } from './self-signed-cert';
 import { BaseWireServer, type WireServer, type WireSession } from './wire-server';
 
 /**
- * Minimal SQL Server (TDS 7.4) speaking just enough protocol for tedious/knex/MikroORM:
- * PRELOGIN without TLS, LOGIN7 with password check, SQL_BATCH, RPC (sp_executesql),
- * Transaction Manager requests and ATTENTION. Statements are answered by `runStatement`.
+ * Minimal SQL Server (TDS 7.4) speaking just enough protocol for tedious/MikroORM (knex on 6, Kysely on 7):
+ * PRELOGIN (TLS optional: negotiated inside PRELOGIN packets as SQL Server does, or TDS 8's TLS-first "strict"),
+ * LOGIN7 with password check, SQL_BATCH, RPC (sp_executesql), Transaction Manager requests and ATTENTION.
+ * Statements are answered by `runStatement`.
  */
 
 export interface TdsServerOptions {
   port?: number;
   user?: string;
   password?: string;
+  /**
+   * TLS with a self-signed certificate for 127.0.0.1: `offered` encrypts a client that asks for it (and TDS 8 strict
+   * clients) and lets others in plain; `required` refuses clients that do not ask for it (ENCRYPT_REQ). Default: none
+   * (ENCRYPT_NOT_SUP, so a client that asks for TLS goes on in plain text — what a check must refuse).
+   */
+  tls?: 'offered' | 'required';
 }
 
-export function startTdsServer(opts: TdsServerOptions = {}): Promise<WireServer> {
+/** A TDS wire server, which also counts its encrypted sessions. */
+export interface TdsWireServer extends WireServer {
+  /** Sessions that completed a TLS handshake since the server was created. */
+  readonly tlsSessions: number;
+}
+
+export function startTdsServer(opts: TdsServerOptions = {}): Promise<TdsWireServer> {
   return TdsServer.create(opts);
 }
 
-class TdsServer extends BaseWireServer {
-  private constructor(private readonly credentials: { user: string; password: string }, port?: number) {
+class TdsServer extends BaseWireServer implements TdsWireServer {
+  private encrypted = 0;
+
+  private constructor(
+    private readonly credentials: { user: string; password: string },
+    private readonly tls: { mode: 'offered' | 'required'; context: SecureContext } | undefined,
+    port?: number,
+  ) {
     super(port);
   }
 
   static async create(opts: TdsServerOptions): Promise<TdsServer> {
-    const server = new TdsServer({ user: opts.user ?? 'sa', password: opts.password ?? 'Passw0rd!' }, opts.port);
+    const tls = opts.tls ? { mode: opts.tls, context: createSecureContext(selfSignedCert()) } : undefined;
+    const server = new TdsServer({ user: opts.user ?? 'sa', password: opts.password ?? 'Passw0rd!' }, tls, opts.port);
     await server.start();
     return server;
   }
 
+  get tlsSessions(): number {
+    return this.encrypted;
+  }
+
   protected openSession(socket: Socket, connectionId: number): WireSession {
     // SPIDs below 51 are reserved for system sessions on a real server.
-    return new TdsSession(socket, (50 + connectionId) % 0x10000, this.credentials);
+    return new TdsSession(socket, (50 + connectionId) % 0x10000, this.credentials, this.tls, () => this.encrypted++);
   }
 }
 
@@ -64,6 +91,11 @@ const TOKEN = {
 } as const;
 
 const DONE_STATUS = { FINAL: 0x00, ERROR: 0x02, COUNT: 0x10, ATTN: 0x20 } as const;
+
+/** PRELOGIN ENCRYPTION values (MS-TDS 2.2.6.5). */
+const ENCRYPT = { OFF: 0x00, ON: 0x01, NOT_SUP: 0x02, REQ: 0x03 } as const;
+/** The first byte of a TLS handshake record: a TDS 8 (strict) client starts with TLS, not PRELOGIN. */
+const TLS_HANDSHAKE_RECORD = 0x16;
 
 const ENV = { DATABASE: 1, LANGUAGE: 2, PACKET_SIZE: 4, COLLATION: 7, BEGIN_TXN: 8, COMMIT_TXN: 9, ROLLBACK_TXN: 10 } as const;
 
@@ -172,6 +204,35 @@ function decodeLogin7(data: Buffer): { user: string; password: string; database:
   };
 }
 
+/** The ENCRYPTION option of a client's PRELOGIN (its option table: token, offset, length; 0xFF ends it). */
+function preloginEncryption(data: Buffer): number | undefined {
+  for (let pos = 0; pos + 5 <= data.length && data[pos] !== 0xff; pos += 5) {
+    if (data[pos] !== 0x01) continue;
+    const offset = data.readUInt16BE(pos + 1);
+    return offset < data.length ? data[offset] : undefined;
+  }
+  return undefined;
+}
+
+/** Two connected in-memory streams: what one is written, the other reads (a TLS engine between TDS and the socket). */
+function duplexPair(): [Duplex, Duplex] {
+  const pair: Duplex[] = [];
+  const end = (i: number) =>
+    new Duplex({
+      read: () => undefined,
+      write(chunk: Buffer, _encoding, callback) {
+        pair[1 - i].push(chunk);
+        callback();
+      },
+      final(callback) {
+        pair[1 - i].push(null);
+        callback();
+      },
+    });
+  pair.push(end(0), end(1));
+  return [pair[0], pair[1]];
+}
+
 /** Skips ALL_HEADERS (TDS 7.2+), whose first DWORD is its own total length. */
 function skipAllHeaders(data: Buffer): number {
   if (data.length < 4) return 0;
@@ -261,17 +322,88 @@ class TdsSession implements WireSession {
   private nextTxnId = 1;
   /** A WAITFOR still running; ATTENTION cancels it. */
   private pending: { timer: NodeJS.Timeout; kind: RequestKind } | undefined;
+  /** Where TDS goes out: the socket, or the TLS engine once the connection is encrypted. */
+  private out: { write(data: Buffer): unknown };
+  /** Raw socket bytes go to the TDS parser, or (encrypted) into the TLS engine. */
+  private inbound: (chunk: Buffer) => void = (chunk) => this.onFirstData(chunk);
+  /** While TLS is negotiated inside PRELOGIN packets: feeds the client's handshake bytes to the engine. */
+  private handshake?: (data: Buffer) => void;
+  private tlsSocket?: TLSSocket;
 
   constructor(
     private readonly socket: Socket,
     private readonly spid: number,
     private readonly credentials: { user: string; password: string },
+    private readonly tls: { mode: 'offered' | 'required'; context: SecureContext } | undefined,
+    private readonly onSecure: () => void,
   ) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.out = socket;
+    socket.on('data', (chunk: Buffer) => this.inbound(chunk));
   }
 
   dispose(): void {
     this.clearPending();
+    this.tlsSocket?.destroy();
+  }
+
+  /** TDS 8 (strict) clients open with a TLS handshake; everyone else with PRELOGIN. */
+  private onFirstData(chunk: Buffer): void {
+    if (this.tls && chunk[0] === TLS_HANDSHAKE_RECORD) {
+      const engine = this.startTls(true);
+      this.inbound = (c) => engine.write(c);
+      return this.inbound(chunk);
+    }
+    this.inbound = (c) => this.onData(c);
+    this.onData(chunk);
+  }
+
+  /**
+   * A server-side TLS engine between the TDS parser and the socket. In TDS 7 the handshake travels inside PRELOGIN
+   * packets, one server message per client message; after it (and from the start in TDS 8) TLS records go raw on the
+   * socket with TDS inside.
+   */
+  private startTls(strict: boolean): Duplex {
+    const [inner, engine] = duplexPair();
+    const tlsSocket = new TLSSocket(inner, { isServer: true, secureContext: this.tls!.context, ...(strict ? { ALPNProtocols: ['tds/8.0'] } : {}) });
+    this.tlsSocket = tlsSocket;
+    tlsSocket.on('error', () => this.socket.destroy());
+    tlsSocket.on('data', (cleartext: Buffer) => this.onData(cleartext));
+    let flight: Buffer[] | undefined = strict ? undefined : [];
+    // Each client handshake message gets exactly one PRELOGIN message back; after the last one, TLS goes raw.
+    let answerOwed = false;
+    let secured = false;
+    const goRaw = () => {
+      flight = undefined;
+      this.handshake = undefined;
+      this.inbound = (c) => engine.write(c);
+      this.out = tlsSocket;
+    };
+    const flush = () => {
+      if (!flight?.length) return;
+      this.sendMessage(PACKET.PRELOGIN, Buffer.concat(flight));
+      flight = [];
+      answerOwed = false;
+      if (secured) goRaw();
+    };
+    engine.on('data', (records: Buffer) => {
+      if (!flight) return void (!this.socket.destroyed && this.socket.write(records));
+      // What the engine answers to one client flight comes in one tick: sent as one PRELOGIN message.
+      if (flight.push(records) === 1) setImmediate(flush);
+    });
+    // The engine may say `secure` before or after it has written its last flight.
+    tlsSocket.once('secure', () => {
+      this.onSecure();
+      secured = true;
+      if (flight?.length) flush();
+      else if (!answerOwed) goRaw();
+    });
+    if (!strict) {
+      this.handshake = (data) => {
+        answerOwed = true;
+        engine.write(data);
+      };
+    }
+    return engine;
   }
 
   private onData(chunk: Buffer): void {
@@ -299,7 +431,8 @@ class TdsSession implements WireSession {
 
   private onMessage(type: number, data: Buffer, ignored: boolean): void {
     if (this.socket.destroyed) return;
-    if (type === PACKET.PRELOGIN) return this.onPrelogin();
+    if (type === PACKET.PRELOGIN && this.handshake) return this.handshake(data);
+    if (type === PACKET.PRELOGIN) return this.onPrelogin(data);
     if (type === PACKET.LOGIN7) return this.onLogin(data);
     if (!this.loggedIn) return void this.socket.destroy();
     if (type === PACKET.ATTENTION) return this.onAttention();
@@ -311,10 +444,14 @@ class TdsSession implements WireSession {
     this.socket.destroy();
   }
 
-  private onPrelogin(): void {
+  private onPrelogin(data: Buffer): void {
+    const asked = preloginEncryption(data);
+    const wantsTls = asked === ENCRYPT.ON || asked === ENCRYPT.REQ;
+    // Without TLS: NOT_SUP, so a client that asked for it goes on in plain text (tedious does).
+    const encryption = !this.tls ? ENCRYPT.NOT_SUP : wantsTls ? ENCRYPT.ON : this.tls.mode === 'required' ? ENCRYPT.REQ : ENCRYPT.NOT_SUP;
     const options: Array<[token: number, data: Buffer]> = [
       [0x00, Buffer.from([16, 0, 0x0f, 0xa0, 0, 0])], // VERSION 16.0.4000.0
-      [0x01, u8(0x02)], // ENCRYPTION: ENCRYPT_NOT_SUP, so the client skips TLS
+      [0x01, u8(encryption)], // ENCRYPTION
       [0x02, u8(0)], // INSTOPT
       [0x03, Buffer.alloc(0)], // THREADID (servers send it empty)
       [0x04, u8(0)], // MARS off
@@ -330,6 +467,7 @@ class TdsSession implements WireSession {
       dataOffset += data.length;
     }
     this.send([...table, u8(0xff), ...options.map(([, data]) => data)]);
+    if (encryption === ENCRYPT.ON && !this.tlsSocket) this.startTls(false);
   }
 
   private onLogin(data: Buffer): void {
@@ -412,20 +550,25 @@ class TdsSession implements WireSession {
 
   /** Writes one TABULAR_RESULT message, split into packets no larger than the negotiated size. */
   private send(parts: Buffer[]): void {
+    this.sendMessage(PACKET.TABULAR_RESULT, Buffer.concat(parts));
+  }
+
+  private sendMessage(type: number, payload: Buffer): void {
     if (this.socket.destroyed || !this.socket.writable) return;
-    const payload = Buffer.concat(parts);
+    // The TLS handshake goes straight to the socket (inside PRELOGIN packets); TDS after it through the engine.
+    const out = type === PACKET.PRELOGIN && this.handshake ? this.socket : this.out;
     const chunkSize = this.packetSize - HEADER_LENGTH;
     let packetId = 1;
     for (let offset = 0; offset === 0 || offset < payload.length; offset += chunkSize) {
       const chunk = payload.subarray(offset, offset + chunkSize);
       const last = offset + chunkSize >= payload.length;
       const header = Buffer.alloc(HEADER_LENGTH);
-      header.writeUInt8(PACKET.TABULAR_RESULT, 0);
+      header.writeUInt8(type, 0);
       header.writeUInt8(last ? STATUS_EOM : 0, 1);
       header.writeUInt16BE(HEADER_LENGTH + chunk.length, 2);
       header.writeUInt16BE(this.spid, 4);
       header.writeUInt8(packetId++ % 256, 6);
-      this.socket.write(Buffer.concat([header, chunk]));
+      out.write(Buffer.concat([header, chunk]));
     }
   }
 

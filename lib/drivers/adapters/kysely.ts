@@ -11,19 +11,6 @@ export function kyselyOf(orm: MikroORM): unknown {
   return (orm.em.getConnection() as unknown as { getClient(): unknown }).getClient();
 }
 
-/**
- * Gives MikroORM 7 the options its Kysely dialect is built from (for PostgreSQL, pg-pool's: our `Client` class,
- * `onPoolCreated`). The config alone is not enough: the write connection copied the config's `driverOptions` when
- * MikroORM.init built it, and reads its copy first (the config only once `close()` has cleared that copy), so a
- * first connect after init would build its pool from the stale copy. The copy sits in the connection's protected
- * `options`; when it is missing, the config is all MikroORM reads, and setting it is enough.
- */
-export function setDriverOptions(orm: MikroORM, options: Record<string, unknown>): void {
-  orm.config.set('driverOptions', options as never);
-  const copy = (orm.em.getDriver().getConnection() as unknown as { options?: { driverOptions?: unknown } }).options;
-  if (copy && typeof copy === 'object') copy.driverOptions = options;
-}
-
 /** The driver client MikroORM 7 built the Kysely dialect on (`getNativeClient()`, public there): a pg pool, the better-sqlite3 database. */
 export function nativeClientOf(orm: MikroORM): Promise<unknown> {
   return (orm.em.getConnection() as unknown as { getNativeClient(): Promise<unknown> }).getNativeClient();
@@ -59,4 +46,14 @@ const TRANSACTION_CONTROL = /^(begin|commit|rollback|start transaction( .*)?|sav
 /** True for a statement Kysely sends to begin, end or mark a transaction. */
 export function isTransactionControl(sql: string): boolean {
   return TRANSACTION_CONTROL.test(sql);
+}
+
+/**
+ * The Kysely connection a transaction runs on (the driver's `DatabaseConnection`, as its pool lent it), through its
+ * executor's public `provideConnection`; undefined when this Kysely version has none.
+ */
+export async function transactionConnectionOf(transaction: unknown): Promise<object | undefined> {
+  const executor = (transaction as Partial<KyselyTransaction>).getExecutor?.();
+  if (typeof executor?.provideConnection !== 'function') return undefined;
+  return executor.provideConnection(async (connection) => connection as object);
 }

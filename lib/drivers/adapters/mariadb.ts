@@ -6,7 +6,7 @@
 
 interface MariaDbConnection {
   serverVersion?(): string;
-  __tests?: { getSocket?(): { destroy(): void } | undefined };
+  __tests?: { getSocket?(): { destroy(): void; emit(event: 'error', error: Error): boolean } | undefined };
   destroy?(): void;
 }
 
@@ -19,11 +19,17 @@ export function mariadbServerVersion(connection: object): string | undefined {
   }
 }
 
-/** Tears a connection's socket down at once; false when only the slower public `destroy()` was available. */
+/**
+ * Tears a connection's socket down at once; false when only the slower public `destroy()` was available. The connector
+ * fails its running query on the socket's `error` (or `end`), never on `close`, and ignores a socket error once the
+ * connection is closing (which the pool's teardown starts right after): so the error is delivered now, as a network
+ * failure would be, before the socket goes. A plain destroy left the query's promise pending forever.
+ */
 export function destroyMariadbSocket(connection: object): boolean {
   const c = connection as MariaDbConnection;
   const socket = typeof c.__tests?.getSocket === 'function' ? c.__tests.getSocket() : undefined;
   if (socket) {
+    socket.emit('error', Object.assign(new Error('the connection was torn down (a ping timed out, or shutdown_timeout was spent)'), { code: 'ECONNRESET' }));
     socket.destroy();
     return true;
   }

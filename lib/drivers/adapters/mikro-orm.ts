@@ -42,3 +42,14 @@ export function keepOurErrorsThroughTheOrm(orm: MikroORM, ours: (error: unknown)
   const convert: Convert = converter.convertException.bind(converter);
   converter.convertException = (exception) => (ours(exception) ? exception : (closedError(exception) ?? convert(exception)));
 }
+
+/**
+ * Opens MikroORM's connection on `driverOptions` of a session (its pool's options, a Kysely dialect, a MongoClient).
+ * MikroORM 7's connection copies `driverOptions` from the config when the ORM is built and only falls back to the
+ * config once closed, so a `config.set()` before a plain `connect()` was ignored on the first open: `reconnect()`
+ * (public: close, then connect) drops that copy first, and closing a connection never opened is a no-op.
+ */
+export async function connectWithDriverOptions(orm: MikroORM, driverOptions: unknown): Promise<void> {
+  orm.config.set('driverOptions', driverOptions as never);
+  await orm.em.getDriver().reconnect();
+}

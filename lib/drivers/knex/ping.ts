@@ -15,9 +15,10 @@ export class KnexPing {
   private ownConnection?: Promise<void>;
 
   constructor(
-    private readonly client: KnexClient,
+    // Only what the ping uses, so the tarn pool of SQL Server on MikroORM 7 (no knex there) is pinged the same way.
+    private readonly client: Pick<KnexClient, 'query' | 'acquireRawConnection' | 'destroyRawConnection'>,
     private readonly pool: TarnPool<RawConnection>,
-    private readonly dialect: KnexDialect,
+    private readonly dialect: Pick<KnexDialect, 'pingSql' | 'destroySocket'>,
     /** Writes off a pooled connection the ping gave up on, so the pool never lends it again. */
     private readonly writeOff: (connection: RawConnection) => void,
   ) {}

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
-import { currentTransaction } from '../adapters/mikro-orm';
+import { connectWithDriverOptions, currentTransaction } from '../adapters/mikro-orm';
 import { SocketTracker, socketOf } from '../adapters/pg';
 import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient, takeBack, waitingRejecter } from '../adapters/pg-pool';
 import { ConnectionLedger } from '../connection-ledger';
@@ -10,7 +10,7 @@ import { AcquireTimeoutError } from '../../errors';
 import { FOREVER } from '../knex/pool-options';
 import { type PgClientClass, type PgClientLike, sessionClientClass } from './pg-client-class';
 import { RefusedCallers } from './refused-callers';
-import { identifyTransactionClient, kyselyOf, setDriverOptions } from '../adapters/kysely';
+import { identifyTransactionClient, kyselyOf } from '../adapters/kysely';
 
 const noop = (): void => undefined;
 
@@ -65,8 +65,7 @@ export class PgPoolSession implements DriverSession {
 
   static async open(orm: MikroORM, context: SessionContext, settings: PgSettings): Promise<PgPoolSession> {
     const session = new PgPoolSession(orm, context, settings.isPermanentError);
-    setDriverOptions(orm, session.poolOptions(settings));
-    await orm.em.getDriver().connect();
+    await connectWithDriverOptions(orm, session.poolOptions(settings));
     if (!session.pool) throw new Error('MikroORM did not report its pg pool (onPoolCreated): this @mikro-orm/postgresql version is not supported');
     return session;
   }

@@ -3,7 +3,8 @@ import { dirname, resolve } from 'node:path';
 import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
 import { reportStatements, type SqliteDatabase } from '../adapters/better-sqlite3';
-import { kyselyOf, nativeClientOf, setDriverOptions } from '../adapters/kysely';
+import { kyselyOf, nativeClientOf } from '../adapters/kysely';
+import { connectWithDriverOptions } from '../adapters/mikro-orm';
 import type { DriverSession, SessionContext, TornDown } from '../driver';
 
 /**
@@ -25,10 +26,9 @@ export class SqliteSession implements DriverSession {
     const { config } = context;
     const user = (config.mikroOrm.driverOptions ?? {}) as Record<string, unknown>;
     // SQLite has no connect step to bound: connect_timeout becomes how long a statement waits for another process' lock.
-    setDriverOptions(orm, { ...user, timeout: config.connectTimeout });
     // MikroORM 6 created the file's folder; better-sqlite3 (MikroORM 7) does not.
     if (config.filepath && isFilePath(config.filepath)) await mkdir(dirname(resolve(config.filepath)), { recursive: true });
-    await orm.em.getDriver().connect();
+    await connectWithDriverOptions(orm, { ...user, timeout: config.connectTimeout });
     const database = (await nativeClientOf(orm)) as SqliteDatabase;
     const quietPrepare = database.prepare.bind(database);
     if (context.queries && !reportStatements(database, context.queries)) {

@@ -3,6 +3,7 @@ import type { CommandFailedEvent, CommandStartedEvent, CommandSucceededEvent, Mo
 import type { PoolGauges, QueryDone, QueryListener } from '../../vocabulary';
 import { forgetServerSessions } from '../adapters/mongodb';
 import type { DriverSession, SessionContext, TornDown } from '../driver';
+import { isClientHandOver } from './client-hand-over';
 import { mongoClientSettings } from './client-settings';
 import { MongoPoolTracker } from './pool-tracker';
 
@@ -26,7 +27,10 @@ export class MongoSession implements DriverSession {
     const tracker = MongoPoolTracker.track(client, context.config.maxOpenConns, context.observer);
     try {
       await client.connect();
-      orm.config.set('driverOptions', client as never);
+      // MikroORM adopts a MongoClient given as its driverOptions (it must be an instance of its own mongodb's class).
+      const handOver = orm.config.get('driverOptions');
+      if (isClientHandOver(handOver)) handOver.give(client);
+      else orm.config.set('driverOptions', client as never);
       await orm.em.getDriver().connect();
     } catch (error) {
       await client.close(true).catch(() => undefined);
@@ -71,6 +75,8 @@ export class MongoSession implements DriverSession {
       this.context.warn('this MongoDB driver keeps its server sessions elsewhere: closing may open a connection to end them');
     }
     await this.orm.close(true);
+    const handOver = this.orm.config.get('driverOptions');
+    if (isClientHandOver(handOver)) handOver.give(undefined);
   }
 
   /**
