@@ -11,7 +11,7 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return proto === Object.prototype || proto === null;
 }
 
-const CONNECTION_FIELD_BY_SPELLING = new Map<string, FieldSpec>(CONNECTION_FIELDS.flatMap((spec) => [[spec.key, spec], [snakeCase(spec.key), spec]]));
+const CONNECTION_FIELD_BY_SPELLING = new Map<string, FieldSpec>(Object.entries<FieldSpec>(CONNECTION_FIELDS).flatMap(([key, spec]) => [[key, spec], [snakeCase(key), spec]]));
 
 /**
  * Replaces `${VAR}` and `${VAR:-fallback}` in every string of a plain config tree, so passwords need not sit in the
@@ -27,7 +27,7 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: str
     if (typeof item === 'string') {
       const isConnectionField = keys.length === fieldDepth && (fieldDepth === 1 || keys[0] === 'connections');
       const spec = isConnectionField ? CONNECTION_FIELD_BY_SPELLING.get(keys[keys.length - 1]) : undefined;
-      const kind = spec?.type.kind === 'string' ? spec.type : undefined;
+      const kind = spec?.kind === 'string' ? spec : undefined;
       return interpolateString(item, env, itemPath, issues, { secret: kind?.secret === true, url: kind?.url === true });
     }
     if (Array.isArray(item)) return item.map((entry, i) => walk(entry, `${itemPath}[${i}]`, [...keys, String(i)]));
