@@ -58,7 +58,7 @@ type ParsedValue<F extends FieldSpec> = F extends { kind: 'string'; oneOf: reado
             : Record<string, ConnectionConfig>;
 
 /** Each field of `T` under its camelCase key and its snake_case key, both optional (one object may not use both). */
-type BothSpellings<T extends Record<string, FieldSpec>> = { -readonly [K in keyof T & string]?: InputValue<T[K]> } & {
+type BothSpellings<T extends Record<string, FieldSpec>> = { -readonly [K in keyof T]?: InputValue<T[K]> } & {
   -readonly [K in keyof T & string as SnakeCase<K>]?: InputValue<T[K]>;
 };
 

@@ -48,6 +48,20 @@ describe(`config input types (compiled against MikroORM ${MIKRO_ORM_MAJOR}'s typ
     expect([...byLine.entries()]).toEqual([]);
   });
 
+  it('a camelCase key shows its field table TSDoc in an editor (the text config.schema.json gives YAML)', { timeout: 120_000 }, () => {
+    const { program } = diagnosticsOf(source);
+    const checker = program.getTypeChecker();
+    const types = program.getSourceFile(join(ROOT, 'lib/config/config.types.ts'))!;
+    const docOf = (alias: string, key: string) => {
+      const symbol = checker.getSymbolsInScope(types, ts.SymbolFlags.TypeAlias).find((s) => s.name === alias)!;
+      const property = checker.getPropertyOfType(checker.getTypeAtLocation(symbol.declarations![0]), key)!;
+      return ts.displayPartsToString(property.getDocumentationComment(checker));
+    };
+    expect(docOf('DbManagerOptionsInput', 'retryDelay')).toBe('First backoff delay (full jitter, doubling per attempt), at least 10ms.');
+    expect(docOf('PoolOptionsInput', 'maxOpenConns')).toBe('Most connections the pool opens (MongoDB: `maxPoolSize`).');
+    expect(docOf('ConnectionConfig', 'applicationName')).toMatch(/^The name the server shows/);
+  });
+
   it('each marked line fails for the reason its marker names', { timeout: 120_000 }, () => {
     // The same file with the markers turned into plain comments: each error now shows, with its message.
     const unmarked = lines.map((line) => line.replace('// @ts-expect-error', '// expected:')).join('\n');
