@@ -199,9 +199,9 @@ export function snakeCase(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
-/** The table's entries as [camelCase key, spec] pairs. */
-export function fieldsOf(table: Readonly<Record<string, FieldSpec>>): Array<[string, FieldSpec]> {
-  return Object.entries(table);
+/** A table's field names (its own keys, which `Object.keys` types as plain strings). */
+export function fieldNames<T extends Readonly<Record<string, FieldSpec>>>(table: T): Array<keyof T & string> {
+  return Object.keys(table) as Array<keyof T & string>;
 }
 
 /** Whether a connection field applies to a database type (per its facts). */

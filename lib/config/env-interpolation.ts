@@ -21,7 +21,7 @@ const CONNECTION_FIELD_BY_SPELLING = new Map<string, FieldSpec>(Object.entries<F
  * dsn that is one placeholder is taken as it is (it must then be a valid, encoded URL).
  * `path` is '' for a whole configuration, or `connections.<name>` for one connection's settings.
  */
-export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: string, issues: ConfigIssue[]): unknown {
+export function interpolateEnv<T>(value: T, env: NodeJS.ProcessEnv, path: string, issues: ConfigIssue[]): T {
   const fieldDepth = path === '' ? 3 : 1;
   const walk = (item: unknown, itemPath: string, keys: string[]): unknown => {
     if (typeof item === 'string') {
@@ -41,7 +41,8 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: str
     }
     return item;
   };
-  return walk(value, path, []);
+  // The same tree with strings replaced by strings: its type is the input's.
+  return walk(value, path, []) as T;
 }
 
 type Part = { literal: string } | { variable: string; fallback?: string };

@@ -4,7 +4,7 @@ import { type ConfigIssue, DbManagerConfigError } from '../errors';
 import { mikroOrm, type MikroOrmMajor } from '../mikro-orm-version';
 import { type CheckedFields, checkValue, describe, isProblem } from './check-value';
 import type { ConnectionConfig, DbManagerConfig, DefaultOrm } from './config.types';
-import { appliesTo, CONNECTION_FIELDS, CONNECTION_NAME, DATABASE_TYPES, type FieldSpec, MANAGER_FIELDS, POOL_FIELDS, RESERVED_MIKRO_ORM_KEYS, snakeCase, typesWith } from './config-schema';
+import { appliesTo, CONNECTION_FIELDS, CONNECTION_NAME, DATABASE_TYPES, fieldNames, type FieldSpec, MANAGER_FIELDS, POOL_FIELDS, RESERVED_MIKRO_ORM_KEYS, snakeCase, typesWith } from './config-schema';
 import { didYouMean } from './did-you-mean';
 import { parseDsn } from './dsn';
 import { readDsnParams, resolveSslMode } from './dsn-params';
@@ -38,7 +38,7 @@ export function parseDbManagerConfig(input: unknown, options: ParseConfigOptions
   if (!isPlainObject(root)) {
     throw new DbManagerConfigError([{ path: 'dbmanager', message: `must be an object with a "connections" map, got ${describe(root)}` }]);
   }
-  const manager = readFields(interpolateEnv(root, options.env ?? process.env, '', issues) as Record<string, unknown>, MANAGER_FIELDS, '', issues);
+  const manager = readFields(interpolateEnv(root, options.env ?? process.env, '', issues), MANAGER_FIELDS, '', issues);
 
   const connections: Record<string, ConnectionConfig> = {};
   const rawConnections = manager.connections ?? {};
@@ -68,7 +68,7 @@ export function parseDbManagerConfig(input: unknown, options: ParseConfigOptions
     issues.push({ path: 'retry_delay', message: `(${settings.retryDelay} ms) is longer than retry_max_delay (${settings.retryMaxDelay} ms)` });
   }
   if (issues.length) throw new DbManagerConfigError(issues);
-  const poolDefaults = Object.fromEntries(Object.keys(POOL_FIELDS).flatMap((key) => (manager[key as keyof PoolDefaults] === undefined ? [] : [[key, manager[key as keyof PoolDefaults]]])));
+  const poolDefaults = Object.fromEntries(fieldNames(POOL_FIELDS).flatMap((key) => (manager[key] === undefined ? [] : [[key, manager[key]]])));
   return { defaultConnection, ...settings, poolDefaults, connections };
 }
 
@@ -98,8 +98,8 @@ export function parseConnection(name: string, raw: unknown, manager: PoolDefault
   if (fields.name !== undefined && fields.name !== name) {
     issues.push({ path: `${path}.name`, message: `is "${fields.name}" but must equal the connection's key "${name}" (or be left out)` });
   }
-  for (const [key, spec] of Object.entries<FieldSpec>(CONNECTION_FIELDS)) {
-    if (fields[key as keyof typeof fields] !== undefined && !appliesTo(key, spec, type)) {
+  for (const key of fieldNames(CONNECTION_FIELDS)) {
+    if (fields[key] !== undefined && !appliesTo(key, CONNECTION_FIELDS[key], type)) {
       issues.push({ path: `${path}.${snakeCase(key)}`, message: `does not apply to a ${type} connection (only to ${typesWith(key).join(', ')})` });
     }
   }
@@ -143,9 +143,7 @@ export function parseConnection(name: string, raw: unknown, manager: PoolDefault
   const defaultOrm = readDefaultOrm(fields.defaultOrm ?? CONNECTION_FIELDS.defaultOrm.default, `${path}.default_orm`, issues, (m) => warn(`Connection "${name}": ${m}`));
   if (issues.length > before) return undefined;
 
-  const pool = Object.fromEntries(
-    Object.entries(POOL_FIELDS).map(([key, spec]) => [key, fields[key as keyof PoolDefaults] ?? manager[key as keyof PoolDefaults] ?? spec.default]),
-  ) as Required<PoolDefaults>;
+  const pool = Object.fromEntries(fieldNames(POOL_FIELDS).map((key) => [key, fields[key] ?? manager[key] ?? POOL_FIELDS[key].default])) as Required<PoolDefaults>;
   // As Go's database/sql does: more idle connections than open ones cannot exist.
   pool.maxIdleConns = Math.min(pool.maxIdleConns, pool.maxOpenConns);
   const given = { ...fromDsn, ...fields };
