@@ -1,10 +1,10 @@
 import { DATABASE_FACTS } from '../drivers/database-facts';
-import type { DatabaseType } from '../vocabulary';
 import {
   appliesTo,
   CONNECTION_FIELDS,
   CONNECTION_NAME,
   DATABASE_TYPES,
+  fieldNames,
   type FieldSpec,
   MANAGER_FIELDS,
   MAX_DURATION_MS,
@@ -43,7 +43,10 @@ export function configJsonSchema(docs: FieldDocs = {}): Record<string, unknown> 
       { $ref: '#/definitions/manager' },
     ],
     definitions: {
-      manager: objectOf(MANAGER_FIELDS, 'The manager: retries, the health loop, shutdown, pool defaults for every connection, and the connections.'),
+      manager: {
+        ...objectOf(fieldNames(MANAGER_FIELDS), 'The manager: retries, the health loop, shutdown, pool defaults for every connection, and the connections.'),
+        allOf: oneSpellingEach(fieldNames(MANAGER_FIELDS)),
+      },
       connection: connectionSchema(),
       // Each field once, referenced by both its spellings (and by the manager and a connection, for the pool fields).
       ...Object.fromEntries(Object.entries<FieldSpec>({ ...MANAGER_FIELDS, ...CONNECTION_FIELDS }).map(([key, spec]) => [key, valueOf(spec, docs[key])])),
@@ -53,41 +56,44 @@ export function configJsonSchema(docs: FieldDocs = {}): Record<string, unknown> 
   };
 }
 
+/**
+ * A connection: an if/then chain on `type`, each branch listing only the fields that apply to that type (so an editor
+ * completes those alone, and a validator reports only that branch's problems); the last branch, for a `type` that is
+ * an `${ENV}` reference (or unknown, which its `type` refuses), takes every field.
+ */
 function connectionSchema(): Record<string, unknown> {
-  const schema = objectOf(CONNECTION_FIELDS, 'One named connection; its type says which fields apply.');
-  schema.required = ['type'];
-  const perType = DATABASE_TYPES.map((type) => ({
-    if: { properties: { type: { const: type } }, required: ['type'] },
-    then: typeRules(type),
-  }));
-  schema.allOf = [...(schema.allOf as JsonSchema[]), ...perType];
-  return schema;
+  const keys = fieldNames(CONNECTION_FIELDS);
+  const chain = DATABASE_TYPES.reduceRight<Record<string, unknown>>(
+    (otherwise, type) => ({
+      if: { properties: { type: { const: type } }, required: ['type'] },
+      then: {
+        ...objectOf(keys.filter((key) => appliesTo(key, CONNECTION_FIELDS[key], type))),
+        // Where it is: required unless a dsn says it.
+        anyOf: [requires(DATABASE_FACTS[type].address), requires('dsn')],
+      },
+      else: otherwise,
+    }),
+    objectOf(keys),
+  );
+  return { type: 'object', description: 'One named connection; its type says which fields apply.', allOf: [...oneSpellingEach(keys), chain] };
 }
 
-/** What a connection of `type` must not set (the fields that do not apply to it) and must set (where it is, or a dsn). */
-function typeRules(type: DatabaseType): Record<string, unknown> {
-  const notApplicable = Object.entries<FieldSpec>(CONNECTION_FIELDS).filter(([key, spec]) => !appliesTo(key, spec, type));
-  const address = DATABASE_FACTS[type].address;
-  return {
-    properties: Object.fromEntries(notApplicable.flatMap(([key]) => spellings(key).map((spelling) => [spelling, false]))),
-    anyOf: [requires(address), requires('dsn')],
-  };
-}
-
-/** An object of `table`'s fields: snake_case listed, camelCase accepted, unknown keys refused, one spelling per field. */
-function objectOf(table: Readonly<Record<string, FieldSpec>>, description: string): Record<string, unknown> {
+/** An object of the named fields (and no others): snake_case listed, camelCase accepted through exact patterns. */
+function objectOf(keys: readonly string[], description?: string): Record<string, unknown> {
   const properties: Record<string, JsonSchema> = {};
   const patternProperties: Record<string, JsonSchema> = {};
-  const oneSpelling: JsonSchema[] = [];
-  for (const key of Object.keys(table)) {
+  for (const key of keys) {
     const value = { $ref: `#/definitions/${key}` };
     properties[snakeCase(key)] = value;
-    if (snakeCase(key) !== key) {
-      patternProperties[`^${key}$`] = value;
-      oneSpelling.push({ not: requires(snakeCase(key), key) });
-    }
+    if (snakeCase(key) !== key) patternProperties[`^${key}$`] = value;
   }
-  return { type: 'object', description, properties, patternProperties, additionalProperties: false, allOf: oneSpelling };
+  const required = keys.includes('type') ? { required: ['type'] } : {};
+  return { type: 'object', ...(description ? { description } : {}), properties, patternProperties, additionalProperties: false, ...required };
+}
+
+/** Both spellings of one field in one object are refused. */
+function oneSpellingEach(keys: readonly string[]): JsonSchema[] {
+  return keys.filter((key) => snakeCase(key) !== key).map((key) => ({ not: requires(snakeCase(key), key) }));
 }
 
 /** A field's value: its kind's shape, or an `${ENV}` reference; with its doc and default. */
@@ -123,6 +129,3 @@ function requires(...keys: string[]): Record<string, unknown> {
   return { properties: Object.fromEntries(keys.map((key) => [key, true])), required: keys };
 }
 
-function spellings(key: string): string[] {
-  return snakeCase(key) === key ? [key] : [snakeCase(key), key];
-}

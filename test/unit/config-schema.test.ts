@@ -47,7 +47,8 @@ function validator(): ValidateFunction {
 }
 function problems(config: unknown): string[] {
   const validate = validator();
-  return validate(config) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
+  if (validate(config)) return [];
+  return (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}${'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`);
 }
 
 describe('config.schema.json, the JSON Schema of the YAML configuration', () => {
@@ -82,12 +83,12 @@ describe('config.schema.json, the JSON Schema of the YAML configuration', () => 
   it('a typo, a field of another database type, a bad value or both spellings of a key fail it, where the parser fails too', () => {
     const seed = yamlOf('test/fixtures/seed-config.yaml') as { dbmanager: Record<string, unknown> & { connections: Record<string, Record<string, unknown>> } };
     const variants: Array<[string, (c: typeof seed) => void, string]> = [
-      ['manager typo', (c) => (c.dbmanager.health_check_intervall = '5s'), '/dbmanager must NOT have additional properties'],
-      ['connection typo', (c) => (c.dbmanager.connections.primary.hots = 'db'), '/dbmanager/connections/primary must NOT have additional properties'],
+      ['manager typo', (c) => (c.dbmanager.health_check_intervall = '5s'), '/dbmanager must NOT have additional properties (health_check_intervall)'],
+      ['connection typo', (c) => (c.dbmanager.connections.primary.hots = 'db'), '/dbmanager/connections/primary must NOT have additional properties (hots)'],
       ['unknown type', (c) => (c.dbmanager.connections.primary.type = 'oracle'), '/dbmanager/connections/primary/type must be equal to one of the allowed values'],
-      ['host on SQLite', (c) => (c.dbmanager.connections['cache-db'].host = 'db'), '/dbmanager/connections/cache-db/host boolean schema is false'],
-      ['filepath on PostgreSQL', (c) => (c.dbmanager.connections.primary.filepath = 'x.db'), '/dbmanager/connections/primary/filepath boolean schema is false'],
-      ['sslmode on MongoDB', (c) => (c.dbmanager.connections.documents.sslmode = 'require'), '/dbmanager/connections/documents/sslmode boolean schema is false'],
+      ['host on SQLite', (c) => (c.dbmanager.connections['cache-db'].host = 'db'), '/dbmanager/connections/cache-db must NOT have additional properties (host)'],
+      ['filepath on PostgreSQL', (c) => (c.dbmanager.connections.primary.filepath = 'x.db'), '/dbmanager/connections/primary must NOT have additional properties (filepath)'],
+      ['sslmode on MongoDB', (c) => (c.dbmanager.connections.documents.sslmode = 'require'), '/dbmanager/connections/documents must NOT have additional properties (sslmode)'],
       ['port out of range', (c) => (c.dbmanager.connections.primary.port = 99_999), '/dbmanager/connections/primary/port must be <= 65535'],
       ['duration in words', (c) => (c.dbmanager.retry_delay = '1 second'), '/dbmanager/retry_delay must match pattern'],
       ['retry_delay under its floor', (c) => (c.dbmanager.retry_delay = 5), '/dbmanager/retry_delay must be >= 10'],
