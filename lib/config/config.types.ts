@@ -18,7 +18,7 @@ export type DurationInput = number | `${number}` | DurationPart | `${DurationPar
 export type DefaultOrm = (typeof CONNECTION_FIELDS)['defaultOrm']['oneOf'][number];
 
 /** A camelCase key in snake_case, as the Go package's YAML writes it (`maxOpenConns` → `max_open_conns`). */
-export type SnakeCase<S extends string> = S extends `${infer Head}${infer Rest}`
+type SnakeCase<S extends string> = S extends `${infer Head}${infer Rest}`
   ? `${Head extends Lowercase<Head> ? Head : `_${Lowercase<Head>}`}${SnakeCase<Rest>}`
   : S;
 
@@ -114,12 +114,12 @@ export type DbManagerConfig = Pick<ParsedManager, Exclude<ManagerDefaulted, keyo
   };
 
 /**
- * The type a key `Shape` does not have must match: nothing matches it, and the compile error names the key. (An
- * object type, not a message string: intersected with the value's own literal type, a string would reduce the whole
- * configuration to `never` and the error would name nothing.)
+ * What the value of a key the configuration does not know would have to be: no value is, so the compile error names
+ * the key. (An object type, not a message string: a string intersected with the value's own literal type would reduce
+ * the whole configuration to `never`, and the error would name nothing.)
  */
 type UnknownSetting<K> = { [P in `"${K & string}" is not a known setting here`]: never };
-/** The type a `default_connection` that names no configured connection must match (nothing does): the error names it. */
+/** The same for a `default_connection` that names no configured connection: the error names it. */
 type UnknownConnection<V> = { [P in `"${V & string}" is not a configured connection`]: never };
 type KnownKeys<C, Shape> = { [K in keyof C]: K extends keyof Shape ? C[K] : UnknownSetting<K> };
 type CheckedConnection<X> = X extends { type: infer T extends DatabaseType } ? KnownKeys<X, ConnectionOptionsInputFor<T>> : X;

@@ -55,14 +55,13 @@ export function parseDbManagerConfig(input: unknown, options: ParseConfigOptions
       message: `names "${defaultConnection}", which is not a configured connection${hint ? ` (did you mean "${hint}"?)` : ''}`,
     });
   }
-  const defaults = MANAGER_FIELDS;
   const settings = {
-    retryAttempts: manager.retryAttempts ?? defaults.retryAttempts.default,
-    retryDelay: manager.retryDelay ?? defaults.retryDelay.default,
-    retryMaxDelay: manager.retryMaxDelay ?? defaults.retryMaxDelay.default,
-    healthCheckInterval: manager.healthCheckInterval ?? defaults.healthCheckInterval.default,
-    enableAutoReconnect: manager.enableAutoReconnect ?? defaults.enableAutoReconnect.default,
-    shutdownTimeout: manager.shutdownTimeout ?? defaults.shutdownTimeout.default,
+    retryAttempts: manager.retryAttempts ?? MANAGER_FIELDS.retryAttempts.default,
+    retryDelay: manager.retryDelay ?? MANAGER_FIELDS.retryDelay.default,
+    retryMaxDelay: manager.retryMaxDelay ?? MANAGER_FIELDS.retryMaxDelay.default,
+    healthCheckInterval: manager.healthCheckInterval ?? MANAGER_FIELDS.healthCheckInterval.default,
+    enableAutoReconnect: manager.enableAutoReconnect ?? MANAGER_FIELDS.enableAutoReconnect.default,
+    shutdownTimeout: manager.shutdownTimeout ?? MANAGER_FIELDS.shutdownTimeout.default,
   };
   if (settings.retryDelay > settings.retryMaxDelay) {
     issues.push({ path: 'retry_delay', message: `(${settings.retryDelay} ms) is longer than retry_max_delay (${settings.retryMaxDelay} ms)` });

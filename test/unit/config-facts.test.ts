@@ -16,11 +16,14 @@ function runtimeImports(file: string): { files: string[]; packages: string[] } {
   const files: string[] = [];
   const packages: string[] = [];
   for (const statement of source.statements) {
-    if (!ts.isImportDeclaration(statement) && !ts.isExportDeclaration(statement)) continue;
-    if (ts.isImportDeclaration(statement) && statement.importClause?.isTypeOnly) continue;
-    if (ts.isExportDeclaration(statement) && statement.isTypeOnly) continue;
-    const bindings = ts.isImportDeclaration(statement) ? statement.importClause?.namedBindings : undefined;
-    if (bindings && ts.isNamedImports(bindings) && bindings.elements.length && bindings.elements.every((e) => e.isTypeOnly) && !statement.importClause?.name) continue;
+    if (ts.isImportDeclaration(statement)) {
+      const clause = statement.importClause;
+      const bindings = clause?.namedBindings;
+      const onlyTypes = bindings && ts.isNamedImports(bindings) && bindings.elements.length > 0 && bindings.elements.every((e) => e.isTypeOnly);
+      if (clause?.isTypeOnly || (onlyTypes && !clause?.name)) continue;
+    } else if (!ts.isExportDeclaration(statement) || statement.isTypeOnly) {
+      continue;
+    }
     const specifier = (statement.moduleSpecifier as ts.StringLiteral | undefined)?.text;
     if (!specifier) continue;
     if (specifier.startsWith('.')) files.push(resolve(dirname(file), `${specifier}.ts`));
