@@ -13,6 +13,7 @@ import {
   type DbManagerConfig,
   type DbManagerConfigInput,
   DbManagerModule,
+  type DbManagerModuleAsyncOptions,
   type DbManagerOptionsFactory,
   type DefaultDatabase,
   type DefaultOrm,
@@ -68,6 +69,15 @@ export async function compiles(): Promise<void> {
     }
   }
   DbManagerModule.forRootAsync({ useClass: Options });
+
+  // A configuration declared with its type (not a literal at the call) passes everywhere, as it is.
+  const declared: DbManagerConfigInput = { default_connection: 'a', connections: { a: { type: 'sqlite', filepath: ':memory:' } } };
+  DbManagerModule.forRoot(declared);
+  const asyncOptions: DbManagerModuleAsyncOptions = { useFactory: () => declared };
+  DbManagerModule.forRootAsync(asyncOptions);
+  expectTypeOf((await DbManager.create(declared)).getDefaultDatabase()).toEqualTypeOf<DefaultDatabase>();
+  const written = { connections: { a: { type: 'postgres', host: 'db', sslmode: 'verify-full' } } } satisfies DbManagerConfigInput;
+  await DbManager.create(written);
 
   const manager = await DbManager.create({
     default_connection: 'reports',
