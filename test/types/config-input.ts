@@ -90,6 +90,9 @@ export async function compiles(): Promise<void> {
   const single = await DbManager.create({ connections: { app: { type: 'sqlite', filepath: ':memory:' } } });
   expectTypeOf(single.getDefaultDatabase()).toEqualTypeOf<EntityManager>();
   await DbManager.create(parseDbManagerConfig({}));
+  // `any` (JSON.parse, ConfigService.get) is checked when it is parsed at run time.
+  await DbManager.create(JSON.parse('{"connections":{}}'));
+  DbManagerModule.forRoot(JSON.parse('{"connections":{}}'));
   await manager.add('tenant', { type: 'mongodb', host: 'mongo', replica_set: 'rs0', connect_timeout: '3s' });
 
   // A connection written apart, typed by its `type`.
