@@ -14,7 +14,7 @@ import {
 import { ModulesContainer } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { AppGraph } from './app-graph';
-import type { DbManagerConfig, DbManagerConfigInput } from './config/config.types';
+import type { CheckedConfigInput, DbManagerConfig, DbManagerConfigInput } from './config/config.types';
 import { parseDbManagerConfig } from './config/parse-config';
 import { connectionProviders, defaultClassProviders } from './connection.providers';
 import { type FeatureEntity, type FeatureRegistration, featureEntitiesByConnection } from './feature-entities';
@@ -38,8 +38,18 @@ export interface DbManagerOptionsFactory {
   createDbManagerOptions(): Promise<DbManagerConfigInput> | DbManagerConfigInput;
 }
 
-/** Options of `DbManagerModule.forRootAsync`. */
-export interface DbManagerModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'>, DbManagerModuleOptions {
+/**
+ * A configuration literal of type `C`, each key it does not know a compile error naming the key. Inferred (not just
+ * declared) so that the check also reaches a factory's returned literal, whose excess keys TypeScript does not check.
+ */
+type Checked<C> = C & CheckedConfigInput<NoInfer<C>>;
+
+/**
+ * Options of `DbManagerModule.forRootAsync`. `C` is the configuration the factory returns, inferred from it so that an
+ * unknown key in the factory's object literal is a compile error (TypeScript does not check a returned literal's
+ * excess keys on its own).
+ */
+export interface DbManagerModuleAsyncOptions<C extends DbManagerConfigInput = DbManagerConfigInput> extends Pick<ModuleMetadata, 'imports'>, DbManagerModuleOptions {
   /**
    * Names to register injection tokens for, beside those `@InjectConnection`, `@InjectEntityManager`,
    * `@InjectRepository` and `forFeature` name (registered without listing them); a listed name the config lacks is
@@ -47,7 +57,7 @@ export interface DbManagerModuleAsyncOptions extends Pick<ModuleMetadata, 'impor
    */
   connectionNames?: string[];
   inject?: Array<string | symbol | Type<unknown> | { token: string | symbol; optional: boolean }>;
-  useFactory?: (...args: never[]) => Promise<DbManagerConfigInput> | DbManagerConfigInput;
+  useFactory?: (...args: never[]) => Promise<Checked<C>> | Checked<C>;
   useClass?: Type<DbManagerOptionsFactory>;
   useExisting?: Type<DbManagerOptionsFactory>;
 }
@@ -94,13 +104,13 @@ class DbManagerShutdown implements OnApplicationShutdown {
 @Module({})
 export class DbManagerModule implements NestModule {
   /** Registers the manager and a provider for every connection in `config`. */
-  static forRoot(config: DbManagerConfigInput | DbManagerConfig, options: DbManagerModuleOptions = {}): DynamicModule {
+  static forRoot<const C extends DbManagerConfigInput>(config: Checked<C>, options: DbManagerModuleOptions = {}): DynamicModule {
     const parsed = parseDbManagerConfig(config);
     return this.assemble({ head: [{ provide: DBMANAGER_CONFIG, useValue: parsed }], names: Object.keys(parsed.connections), ...options });
   }
 
   /** Same, with the configuration from a factory, class or existing provider (e.g. `ConfigService`). */
-  static forRootAsync(options: DbManagerModuleAsyncOptions): DynamicModule {
+  static forRootAsync<const C extends DbManagerConfigInput>(options: DbManagerModuleAsyncOptions<C>): DynamicModule {
     const names = options.connectionNames ?? [];
     const configProvider: Provider = options.useFactory
       ? {

@@ -8,6 +8,22 @@ export class Problem {
   constructor(readonly problem: string) {}
 }
 
+/** What `checkValue` returns for a field of kind `F`: its value checked and normalised (durations in ms), aliases not yet replaced. */
+export type CheckedValue<F extends FieldKind> = F extends { kind: 'string'; oneOf: readonly (infer V)[] }
+  ? V | (F extends { aliases: readonly (infer A)[] } ? A : never)
+  : F extends { kind: 'string' }
+    ? string
+    : F extends { kind: 'int' | 'duration' }
+      ? number
+      : F extends { kind: 'bool' }
+        ? boolean
+        : F extends { kind: 'tags' }
+          ? Record<string, string>
+          : Record<string, unknown>;
+
+/** The fields of a table as `checkValue` returns them, each absent when not set. */
+export type CheckedFields<T extends Readonly<Record<string, FieldKind>>> = { -readonly [K in keyof T]?: CheckedValue<T[K]> };
+
 export function isProblem(value: unknown): value is Problem {
   return value instanceof Problem;
 }
@@ -25,9 +41,10 @@ export function checkValue(type: FieldKind, value: unknown, hidden = type.kind =
     case 'string': {
       if (typeof value !== 'string') return new Problem(`must be a string, got ${shown}`);
       if (type.nonEmpty && value.trim() === '') return new Problem('must not be empty');
-      if (type.oneOf && !type.oneOf.includes(value)) {
-        const hint = didYouMean(value, type.oneOf);
-        return new Problem(`must be one of ${type.oneOf.join(', ')}${type.oneOfNote ? ` (${type.oneOfNote})` : ''}, got ${shown}${hint ? ` (did you mean "${hint}"?)` : ''}`);
+      const accepted = type.oneOf && [...type.oneOf, ...(type.aliases ?? [])];
+      if (accepted && !accepted.includes(value)) {
+        const hint = didYouMean(value, accepted);
+        return new Problem(`must be one of ${accepted.join(', ')}${type.oneOfNote ? ` (${type.oneOfNote})` : ''}, got ${shown}${hint ? ` (did you mean "${hint}"?)` : ''}`);
       }
       return value;
     }
@@ -65,8 +82,10 @@ export function checkValue(type: FieldKind, value: unknown, hidden = type.kind =
       }
       return tags;
     }
-    case 'object':
+    case 'mikroOrm':
       return isPlainObject(value) ? value : new Problem(`must be an object, got ${shown}`);
+    case 'connections':
+      return isPlainObject(value) ? value : new Problem(`must be a map of connection name to settings, got ${shown}`);
   }
 }
 

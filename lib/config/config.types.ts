@@ -1,155 +1,144 @@
 import type { Options as MikroOrmOptions } from '@mikro-orm/core';
+import type { DATABASE_FACTS } from '../drivers/database-facts';
 import type { DatabaseType } from '../vocabulary';
-import type { SslMode } from './config-schema';
+import type { CONNECTION_FIELDS, FieldSpec, MANAGER_FIELDS, PerTypeField, POOL_FIELDS, SslMode } from './config-schema';
 
-export type { SslMode };
+// Every type here is derived from the field tables in config-schema.ts (hover a camelCase key for its TSDoc there).
 
-export type { DatabaseType };
+export type { DatabaseType, SslMode };
+
+/** A duration unit: `ms`, `s`, `m`, `h`. */
+type DurationUnit = 'ms' | 's' | 'm' | 'h';
+type DurationPart = `${number}${DurationUnit}`;
+
+/** A duration: milliseconds, or a string such as `500ms`, `30s`, `5m`, `1h30m` (`0` disables a timeout). */
+export type DurationInput = number | `${number}` | DurationPart | `${DurationPart}${DurationPart}` | `${DurationPart}${DurationPart}${DurationPart}`;
 
 /** What `getDefaultDatabase()` returns for a connection: its EntityManager, its query builder (Kysely on MikroORM 7, Knex on 6), or its native client. */
-export type DefaultOrm = 'orm' | 'kysely' | 'knex' | 'native';
+export type DefaultOrm = (typeof CONNECTION_FIELDS)['defaultOrm']['oneOf'][number];
 
-/** A duration: milliseconds, or a string such as `500ms`, `30s`, `5m`, `1h30m`. */
-export type DurationInput = number | string;
+/** A camelCase key in snake_case, as the Go package's YAML writes it (`maxOpenConns` → `max_open_conns`). */
+type SnakeCase<S extends string> = S extends `${infer Head}${infer Rest}`
+  ? `${Head extends Lowercase<Head> ? Head : `_${Lowercase<Head>}`}${SnakeCase<Rest>}`
+  : S;
+
+/** A string with a `${VAR}` or `${VAR:-fallback}` in it: replaced from the environment before the value is checked. */
+export type EnvReference = `${string}\${${string}}${string}`;
+
+/** The values a field takes in code; any field but `type` may also be an `${ENV}` reference. */
+type InputValue<F extends FieldSpec> = F extends { kind: 'string'; oneOf: readonly (infer V)[] }
+  ? V | (F extends { aliases: readonly (infer A)[] } ? A : never) | EnvReference
+  : F extends { kind: 'string' }
+    ? string
+    : F extends { kind: 'int' }
+      ? number | EnvReference
+      : F extends { kind: 'duration' }
+        ? DurationInput | EnvReference
+        : F extends { kind: 'bool' }
+          ? boolean | EnvReference
+          : F extends { kind: 'tags' }
+            ? Record<string, string>
+            : F extends { kind: 'mikroOrm' }
+              ? Partial<MikroOrmOptions>
+              : Record<string, ConnectionOptionsInput>;
+
+/** The value of a field after parsing: durations in ms, aliases replaced, references resolved. */
+type ParsedValue<F extends FieldSpec> = F extends { kind: 'string'; oneOf: readonly (infer V)[] }
+  ? V
+  : F extends { kind: 'string' }
+    ? string
+    : F extends { kind: 'int' | 'duration' }
+      ? number
+      : F extends { kind: 'bool' }
+        ? boolean
+        : F extends { kind: 'tags' }
+          ? Record<string, string>
+          : F extends { kind: 'mikroOrm' }
+            ? Partial<MikroOrmOptions>
+            : Record<string, ConnectionConfig>;
+
+/** Each field of `T` under its camelCase key and its snake_case key, both optional (one object may not use both). */
+type BothSpellings<T extends Record<string, FieldSpec>> = { -readonly [K in keyof T]?: InputValue<T[K]> } & {
+  -readonly [K in keyof T & string as SnakeCase<K>]?: InputValue<T[K]>;
+};
+
+type Connection = typeof CONNECTION_FIELDS;
+type CommonConnectionFields = Omit<Connection, 'type' | PerTypeField>;
+type FieldsOf<T extends DatabaseType> = Pick<Connection, (typeof DATABASE_FACTS)[T]['fields'][number]>;
+
+/** One connection of type `T` as written in code: only the fields that apply to `T`, camelCase or snake_case. */
+export type ConnectionOptionsInputFor<T extends DatabaseType> = { type: T } & BothSpellings<CommonConnectionFields & FieldsOf<T>>;
+
+/** One connection as written in code: `type` says which fields apply (a SQLite connection takes no `host`). */
+export type ConnectionOptionsInput = { [T in DatabaseType]: ConnectionOptionsInputFor<T> }[DatabaseType];
 
 /** Pool and timeout settings shared by the manager (as defaults) and each connection. */
-export interface PoolOptionsInput {
-  /** Most connections the pool opens (default 25). */
-  maxOpenConns?: number;
-  /** Most idle connections kept after a release (default 5). */
-  maxIdleConns?: number;
-  /** A connection older than this is closed instead of reused (default 30m; 0 = never). */
-  connMaxLifetime?: DurationInput;
-  /** An idle connection is closed after this long (default 5m; 0 = never). */
-  connMaxIdleTime?: DurationInput;
-  /** Bound on opening one server connection (default 10s). */
-  connectTimeout?: DurationInput;
-  /** Bound on one statement, enforced by the server where it can (default 30s; 0 = none). */
-  queryTimeout?: DurationInput;
-  /** How long a caller waits for a pooled connection (default 30s). */
-  acquireTimeout?: DurationInput;
-  /** Bound on one health ping (default 5s). */
-  healthCheckTimeout?: DurationInput;
-}
+export type PoolOptionsInput = BothSpellings<typeof POOL_FIELDS>;
 
-/** One connection as written in code (camelCase; snake_case keys are accepted too). */
-export interface ConnectionOptionsInput extends PoolOptionsInput {
-  /** Must equal the connection's key when given. */
-  name?: string;
-  type: DatabaseType;
-  /**
-   * A complete connection URL; overrides host, port, user, password and database. Percent-encode the user and
-   * password, or leave the password out and set `password`.
-   */
-  dsn?: string;
-  host?: string;
-  port?: number;
-  user?: string;
-  password?: string;
-  database?: string;
-  /** TLS (PostgreSQL, SQL Server, MySQL/MariaDB): `disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`. */
-  sslmode?: string;
-  /** Default schema (PostgreSQL/SQL Server). */
-  schema?: string;
-  /** SQLite file path, or `:memory:`. */
-  filepath?: string;
-  /** MongoDB authentication database. */
-  authSource?: string;
-  /** MongoDB replica set name. */
-  replicaSet?: string;
-  /** MongoDB read preference. */
-  readPreference?: string;
-  enableTracing?: boolean;
-  enableMetrics?: boolean;
-  enableLogging?: boolean;
-  /** `orm` (default), `kysely` (MikroORM 7), `knex` (MikroORM 6) or `native`; the Go names `bun` (the running major's query builder) and `gorm` (`orm`) are accepted. */
-  defaultOrm?: DefaultOrm | 'bun' | 'gorm';
-  tags?: Record<string, string>;
-  /** Must be up for the app to start and for /health to be 200 (default true). */
-  critical?: boolean;
-  /** Name shown to the server (pg_stat_activity, SQL Server program name, MongoDB appName); default the connection name. */
-  applicationName?: string;
-  /** MikroORM options merged into what the library derives (entities, migrations, debug, driverOptions…). */
-  mikroOrm?: Partial<MikroOrmOptions>;
-}
-
-/** The manager's configuration as written in code (camelCase; snake_case keys are accepted too). */
-export interface DbManagerOptionsInput extends PoolOptionsInput {
-  /** Default: the first configured connection. */
-  defaultConnection?: string;
-  /** Total connect attempts per connection at startup (default 3, at least 1). */
-  retryAttempts?: number;
-  /** First backoff delay (default 1s). */
-  retryDelay?: DurationInput;
-  /** Backoff cap (default 10s). */
-  retryMaxDelay?: DurationInput;
-  /** Background health check period (default 30s; 0 disables the loop). */
-  healthCheckInterval?: DurationInput;
-  /** Bring down connections back in the background (default true). */
-  enableAutoReconnect?: boolean;
-  /** Bound on waiting for in-flight work at shutdown (default 10s). */
-  shutdownTimeout?: DurationInput;
+/** The manager's configuration as written in code (camelCase or snake_case keys). */
+export type DbManagerOptionsInput = BothSpellings<Omit<typeof MANAGER_FIELDS, 'connections'>> & {
+  /** Connection name → its settings. */
   connections: Record<string, ConnectionOptionsInput>;
-}
+};
 
-/** Anything `parseDbManagerConfig` accepts: camelCase or snake_case, optionally wrapped in `{ dbmanager: … }`. */
-export type DbManagerConfigInput = DbManagerOptionsInput | { dbmanager: unknown } | Record<string, unknown>;
+/** What code hands `forRoot`, `forRootAsync`'s factory and `DbManager.create`: the options, or them under `dbmanager`. */
+export type DbManagerConfigInput = DbManagerOptionsInput | { dbmanager: DbManagerOptionsInput };
+
+type Parsed<T extends Record<string, FieldSpec>> = { -readonly [K in keyof T]: ParsedValue<T[K]> };
+type ParsedConnection = Parsed<Connection>;
+/** Fields that always have a value once parsed: a default, or one derived from the connection (its name, `{}`). */
+type AlwaysSet = { [K in keyof Connection]: Connection[K] extends { default: unknown } ? K : never }[keyof Connection] | 'name' | 'applicationName' | 'tags' | 'mikroOrm';
 
 /**
  * A connection after validation: camelCase, defaults applied, durations in ms. `password` and `dsn` are
  * non-enumerable (printing, JSON and `Object.entries` do not see them; a spread drops them): read them by name.
  */
-export interface ConnectionConfig {
-  name: string;
-  type: DatabaseType;
-  /** Non-enumerable: it may hold the password. */
-  dsn?: string;
-  host?: string;
-  port?: number;
-  user?: string;
-  /** Non-enumerable, as node-postgres keeps its own. */
-  password?: string;
-  database?: string;
-  /** From the field, else the DSN's `sslmode` (SQL Server: also its `encrypt` / `trustServerCertificate`). */
-  sslmode?: SslMode;
-  schema?: string;
-  filepath?: string;
-  authSource?: string;
-  replicaSet?: string;
-  readPreference?: string;
-  /** Query parameters of the DSN that are not one of the fields above (passed to the driver where it knows them). */
-  dsnParams: Record<string, string>;
-  maxOpenConns: number;
-  maxIdleConns: number;
-  connMaxLifetime: number;
-  connMaxIdleTime: number;
-  connectTimeout: number;
-  queryTimeout: number;
-  acquireTimeout: number;
-  healthCheckTimeout: number;
-  enableTracing: boolean;
-  enableMetrics: boolean;
-  enableLogging: boolean;
-  defaultOrm: DefaultOrm;
-  tags: Record<string, string>;
-  critical: boolean;
-  applicationName: string;
-  mikroOrm: Partial<MikroOrmOptions>;
-  /** The fields set on this connection itself (camelCase), not inherited from the manager or defaulted. */
-  explicit: readonly string[];
-}
+export type ConnectionConfig = Pick<ParsedConnection, AlwaysSet> &
+  Partial<Omit<ParsedConnection, AlwaysSet | 'type'>> & {
+    type: DatabaseType;
+    /** Query parameters of the DSN that are not one of the fields (passed to the driver where it knows them). */
+    dsnParams: Record<string, string>;
+    /** The fields set on this connection itself (camelCase), not inherited from the manager or defaulted. */
+    explicit: readonly string[];
+  };
+
+type ParsedManager = Parsed<typeof MANAGER_FIELDS>;
+/** Manager fields that always have a value once parsed. */
+type ManagerDefaulted = { [K in keyof typeof MANAGER_FIELDS]: (typeof MANAGER_FIELDS)[K] extends { default: unknown } ? K : never }[keyof typeof MANAGER_FIELDS];
 
 /** The manager's configuration after validation. */
-export interface DbManagerConfig {
-  defaultConnection?: string;
-  retryAttempts: number;
-  retryDelay: number;
-  retryMaxDelay: number;
-  healthCheckInterval: number;
-  enableAutoReconnect: boolean;
-  shutdownTimeout: number;
-  /** Pool settings given at manager level, inherited by every connection (also those added at runtime). */
-  poolDefaults: Partial<Pick<ConnectionConfig, 'maxOpenConns' | 'maxIdleConns' | 'connMaxLifetime' | 'connMaxIdleTime' | 'connectTimeout' | 'queryTimeout' | 'acquireTimeout' | 'healthCheckTimeout'>>;
-  /** In configuration order. */
-  connections: Record<string, ConnectionConfig>;
-}
+export type DbManagerConfig = Pick<ParsedManager, Exclude<ManagerDefaulted, keyof typeof POOL_FIELDS> | 'connections'> &
+  Partial<Pick<ParsedManager, 'defaultConnection'>> & {
+    /** Pool settings given at manager level, inherited by every connection (also those added at runtime). */
+    poolDefaults: Partial<Pick<ConnectionConfig, keyof typeof POOL_FIELDS>>;
+  };
+
+/**
+ * What the value of a key the configuration does not know would have to be: no value is, so the compile error names
+ * the key. (An object type, not a message string: a string intersected with the value's own literal type would reduce
+ * the whole configuration to `never`, and the error would name nothing.)
+ */
+type UnknownSetting<K> = { [P in `"${K & string}" is not a known setting here`]: never };
+/** The same for a `default_connection` that names no configured connection: the error names it. */
+type UnknownConnection<V> = { [P in `"${V & string}" is not a configured connection`]: never };
+type KnownKeys<C, Shape> = { [K in keyof C]: K extends keyof Shape ? C[K] : UnknownSetting<K> };
+type CheckedConnection<X> = X extends { type: infer T extends DatabaseType } ? KnownKeys<X, ConnectionOptionsInputFor<T>> : X;
+/** A literal name must be one of `Names`; a name known only as `string` is checked when the config is parsed. */
+type CheckedName<N, Names, V> = string extends N ? V : N extends Names ? V : UnknownConnection<N>;
+type ConnectionNames<M> = M extends { connections: infer R } ? keyof R & string : string;
+type CheckedManager<M> = {
+  [K in keyof M]: K extends 'connections'
+    ? { [N in keyof M[K]]: CheckedConnection<M[K][N]> }
+    : K extends 'defaultConnection' | 'default_connection'
+      ? CheckedName<Exclude<M[K], undefined>, ConnectionNames<M>, M[K]>
+      : K extends keyof DbManagerOptionsInput
+        ? M[K]
+        : UnknownSetting<K>;
+};
+
+/**
+ * `C` with every key the configuration does not know turned into a compile error, for generic calls (where
+ * TypeScript does not check excess properties of an object literal), and `default_connection` held to the configured
+ * names. A parsed `DbManagerConfig` passes as it is.
+ */
+export type CheckedConfigInput<C> = C extends DbManagerConfig ? unknown : C extends { dbmanager: infer M } ? { dbmanager: CheckedManager<M> } : CheckedManager<C>;

@@ -1,13 +1,5 @@
-import type { DatabaseType } from './config.types';
-
-const DSN_SCHEMES: Record<DatabaseType, readonly string[]> = {
-  postgres: ['postgres:', 'postgresql:'],
-  mysql: ['mysql:'],
-  mariadb: ['mariadb:', 'mysql:'],
-  mssql: ['sqlserver:', 'mssql:'],
-  mongodb: ['mongodb:', 'mongodb+srv:'],
-  sqlite: ['file:', 'sqlite:'],
-};
+import { DATABASE_FACTS, factsOf } from '../drivers/database-facts';
+import type { DatabaseType } from '../vocabulary';
 
 /** The fields a DSN carries, already URL-decoded. */
 export interface DsnParts {
@@ -20,16 +12,19 @@ export interface DsnParts {
   params: Record<string, string>;
 }
 
-const KNOWN_SCHEMES = new Set(Object.values(DSN_SCHEMES).flat());
+const KNOWN_SCHEMES = new Set<string>(Object.values(DATABASE_FACTS).flatMap((facts) => facts.dsnSchemes));
 
 /**
  * Splits a connection URL into fields. Errors never quote the DSN or any part of it (it may hold a password), apart
- * from a scheme this library knows. SQLite accepts `file:path`, `sqlite:path` or a bare path; SQL Server also takes
- * `?database=`. A query parameter given twice with different values is refused (which one would win is a guess).
+ * from a scheme this library knows. A file database (SQLite) takes one of its schemes (`file:path`, `sqlite:path`)
+ * or a bare path; `?database=` (SQL Server's way) names a server's database too. A query parameter given twice with
+ * different values is refused (which one would win is a guess).
  */
 export function parseDsn(type: DatabaseType, dsn: string): DsnParts | string {
-  if (type === 'sqlite') {
-    const filepath = dsn.replace(/^(?:file|sqlite):(?:\/\/)?/, '');
+  const { address, dsnSchemes } = factsOf(type);
+  if (address === 'filepath') {
+    const scheme = dsnSchemes.find((s) => dsn.startsWith(s));
+    const filepath = scheme ? dsn.slice(scheme.length).replace(/^\/\//, '') : dsn;
     return filepath ? { filepath, params: {} } : 'names no file';
   }
   const ambiguous = unencodedUserInfo(dsn);
@@ -38,11 +33,11 @@ export function parseDsn(type: DatabaseType, dsn: string): DsnParts | string {
   try {
     url = new URL(dsn);
   } catch {
-    return `is not a valid URL (expected ${DSN_SCHEMES[type][0]}//user:password@host:port/database)`;
+    return `is not a valid URL (expected ${dsnSchemes[0]}//user:password@host:port/database)`;
   }
-  if (!DSN_SCHEMES[type].includes(url.protocol)) {
+  if (!dsnSchemes.includes(url.protocol)) {
     const scheme = KNOWN_SCHEMES.has(url.protocol) ? `scheme "${url.protocol}"` : 'a scheme';
-    return `has ${scheme} but a ${type} connection takes ${DSN_SCHEMES[type].join(' or ')}`;
+    return `has ${scheme} but a ${type} connection takes ${dsnSchemes.join(' or ')}`;
   }
   const params: Record<string, string> = {};
   const twice = new Set<string>();
@@ -109,8 +104,9 @@ export interface TargetParts {
  * fill what the config leaves out. Takes the config itself (its password is non-enumerable: a spread would drop it).
  */
 export function describeTarget(type: DatabaseType, parts: TargetParts, defaults: Pick<TargetParts, 'port' | 'database'> = {}): string {
-  if (type === 'sqlite') return `sqlite:${parts.filepath ?? ''}`;
-  const scheme = DSN_SCHEMES[type][0];
+  const { address, dsnSchemes } = factsOf(type);
+  const scheme = dsnSchemes[0];
+  if (address === 'filepath') return `${scheme}${parts.filepath ?? ''}`;
   const user = parts.user ? `${encodeURIComponent(parts.user)}${parts.password ? ':***' : ''}@` : '';
   const host = parts.host?.includes(':') ? `[${parts.host}]` : parts.host ?? 'localhost';
   const port = parts.port ?? defaults.port;

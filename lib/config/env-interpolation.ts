@@ -11,7 +11,7 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return proto === Object.prototype || proto === null;
 }
 
-const CONNECTION_FIELD_BY_SPELLING = new Map<string, FieldSpec>(CONNECTION_FIELDS.flatMap((spec) => [[spec.key, spec], [snakeCase(spec.key), spec]]));
+const CONNECTION_FIELD_BY_SPELLING = new Map<string, FieldSpec>(Object.entries<FieldSpec>(CONNECTION_FIELDS).flatMap(([key, spec]) => [[key, spec], [snakeCase(key), spec]]));
 
 /**
  * Replaces `${VAR}` and `${VAR:-fallback}` in every string of a plain config tree, so passwords need not sit in the
@@ -21,13 +21,13 @@ const CONNECTION_FIELD_BY_SPELLING = new Map<string, FieldSpec>(CONNECTION_FIELD
  * dsn that is one placeholder is taken as it is (it must then be a valid, encoded URL).
  * `path` is '' for a whole configuration, or `connections.<name>` for one connection's settings.
  */
-export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: string, issues: ConfigIssue[]): unknown {
+export function interpolateEnv<T>(value: T, env: NodeJS.ProcessEnv, path: string, issues: ConfigIssue[]): T {
   const fieldDepth = path === '' ? 3 : 1;
   const walk = (item: unknown, itemPath: string, keys: string[]): unknown => {
     if (typeof item === 'string') {
       const isConnectionField = keys.length === fieldDepth && (fieldDepth === 1 || keys[0] === 'connections');
       const spec = isConnectionField ? CONNECTION_FIELD_BY_SPELLING.get(keys[keys.length - 1]) : undefined;
-      const kind = spec?.type.kind === 'string' ? spec.type : undefined;
+      const kind = spec?.kind === 'string' ? spec : undefined;
       return interpolateString(item, env, itemPath, issues, { secret: kind?.secret === true, url: kind?.url === true });
     }
     if (Array.isArray(item)) return item.map((entry, i) => walk(entry, `${itemPath}[${i}]`, [...keys, String(i)]));
@@ -41,7 +41,8 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: str
     }
     return item;
   };
-  return walk(value, path, []);
+  // The same tree with strings replaced by strings: its type is the input's.
+  return walk(value, path, []) as T;
 }
 
 type Part = { literal: string } | { variable: string; fallback?: string };

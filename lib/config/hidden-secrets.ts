@@ -1,7 +1,7 @@
-import { CONNECTION_FIELDS } from './config-schema';
+import { CONNECTION_FIELDS, type FieldSpec } from './config-schema';
 
 /** The connection fields that hold a secret (a password, or a DSN that may carry one). */
-const SECRET_KEYS = CONNECTION_FIELDS.filter((spec) => spec.type.kind === 'string' && spec.type.secret).map((spec) => spec.key);
+const SECRET_KEYS = Object.entries<FieldSpec>(CONNECTION_FIELDS).flatMap(([key, spec]) => (spec.kind === 'string' && spec.secret ? [key] : []));
 
 /**
  * Turns a parsed connection's secret fields into non-enumerable accessors, as node-postgres does for its password:

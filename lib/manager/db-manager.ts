@@ -1,7 +1,7 @@
 import { copyConnectionConfig } from '../config/hidden-secrets';
 import { inspect, type InspectOptions } from 'node:util';
 import { Logger } from '@nestjs/common';
-import type { ConnectionConfig, ConnectionOptionsInput, DbManagerConfig, DbManagerConfigInput, DefaultOrm } from '../config/config.types';
+import type { CheckedConfigInput, ConnectionConfig, ConnectionOptionsInput, DbManagerConfig, DbManagerConfigInput, DefaultOrm } from '../config/config.types';
 import { interpolateEnv, isPlainObject } from '../config/env-interpolation';
 import { parseConnection, parseDbManagerConfig } from '../config/parse-config';
 import type { ConnectionHealth, ConnectionStats } from '../vocabulary';
@@ -83,8 +83,8 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
    * Validates the configuration, connects every connection and starts the health loop: for scripts outside Nest.
    * Aborting `signal` stops the retries at once; the promise then rejects with a `ConnectionAbortedError`.
    */
-  static async create<const C extends DbManagerConfigInput | DbManagerConfig>(config: C, options: DbManagerCreateOptions = {}): Promise<DbManager<DefaultOrmOf<C>>> {
-    const manager = new DbManager<DefaultOrmOf<C>>(isParsed(config) ? config : parseDbManagerConfig(config));
+  static async create<const C extends DbManagerConfigInput>(config: C & CheckedConfigInput<NoInfer<C>>, options: DbManagerCreateOptions = {}): Promise<DbManager<DefaultOrmOf<C>>> {
+    const manager = new DbManager<DefaultOrmOf<C>>(parseDbManagerConfig(config));
     await manager.connectAll(options.signal);
     return manager;
   }
@@ -228,7 +228,7 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
    * `DbManagerConfigError`; after close() it is a `ConnectionClosedError`. `remove(name)` or close() while it is
    * still retrying stops it: it then rejects with a `ConnectionAbortedError`.
    */
-  async add(name: string, input: ConnectionOptionsInput | Record<string, unknown>): Promise<DbConnection> {
+  async add(name: string, input: ConnectionOptionsInput): Promise<DbConnection> {
     if (this.closing) throw new ConnectionClosedError(name, 'manager');
     if (this.connections.has(name) || this.adding.has(name)) {
       throw new DbManagerConfigError([{ path: `connections.${name}`, message: 'is already registered; remove() it first or pick another name' }], name);
@@ -391,10 +391,5 @@ function abortReason(reason: unknown): ConnectAbortReason {
   if (reason === REMOVED) return 'removed';
   if (reason === CLOSED) return 'closed';
   return 'signal';
-}
-
-function isParsed(config: unknown): config is DbManagerConfig {
-  return isPlainObject(config) && typeof config.retryAttempts === 'number' && isPlainObject(config.connections) &&
-    Object.values(config.connections).every((c) => isPlainObject(c) && Array.isArray(c.explicit));
 }
 

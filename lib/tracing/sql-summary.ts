@@ -4,6 +4,8 @@
  * whatever a user wrote literally never leave the process. Identifiers and keywords stay.
  */
 
+import { sqlDialectOf } from '../drivers/database-facts';
+
 /** Options of `sanitizeSql`. */
 export interface SanitizeOptions {
   /** MySQL/MariaDB read `"…"` as a string by default; elsewhere it is an identifier. */
@@ -12,10 +14,12 @@ export interface SanitizeOptions {
   hashComments?: boolean;
 }
 
-/** The dialect rules of a database (by its OpenTelemetry `db.system.name`) that change where a literal is. */
+/**
+ * The dialect rules of a database (by its OpenTelemetry `db.system.name`) that change where a literal is: what its
+ * facts declare (lib/drivers/*.facts.ts; plain data, no driver loaded).
+ */
 export function sanitizeOptionsFor(dbSystem: string): SanitizeOptions {
-  const mysqlFamily = dbSystem === 'mysql' || dbSystem === 'mariadb';
-  return { doubleQuotedStrings: mysqlFamily, hashComments: mysqlFamily };
+  return sqlDialectOf(dbSystem);
 }
 
 /** The operation and its target, e.g. `{ operation: 'SELECT', summary: 'SELECT note' }`. */

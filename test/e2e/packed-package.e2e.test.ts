@@ -75,7 +75,9 @@ describe('the packed tarball', () => {
     const js = packedFiles.filter((f) => f.endsWith('.js'));
     expect(js.length).toBeGreaterThan(20);
     for (const file of js) expect(packedFiles, `${file} has no declaration`).toContain(file.replace(/\.js$/, '.d.ts'));
-    const stray = packedFiles.filter((f) => !/^(dist\/.+\.(js|d\.ts|js\.map)|ops\/(prometheus\/[\w.-]+\.yaml|grafana\/[\w.-]+\.json)|README\.md|package\.json|LICENSE)$/.test(f));
+    // The JSON Schema of the YAML config, for editors: nestjs-dbmanager/config.schema.json.
+    expect(packedFiles).toContain('config.schema.json');
+    const stray = packedFiles.filter((f) => !/^(dist\/.+\.(js|d\.ts|js\.map)|ops\/(prometheus\/[\w.-]+\.yaml|grafana\/[\w.-]+\.json)|config\.schema\.json|README\.md|package\.json|LICENSE)$/.test(f));
     expect(stray).toEqual([]);
     for (const forbidden of [/^test\//, /^sample-app\//, /node_modules\//, /^bench\//, /^lib\//, /\.test\./]) {
       expect(packedFiles.filter((f) => forbidden.test(f)), String(forbidden)).toEqual([]);

@@ -1,6 +1,6 @@
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { DbManager, type DbManagerConfigInput } from '../../lib';
+import { DbManager, type DbManagerConfigInput, type DurationInput } from '../../lib';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
 import { LogCapture, startHealthApp } from '../support/health-app';
 import { builderQuery, sqlRunner } from '../support/mikro-orm-leg';
@@ -22,7 +22,7 @@ afterAll(async () => {
 });
 
 /** One connection through the proxy, so the test can see every socket it opens. */
-function config(shutdownTimeout: number | string, extra: Record<string, unknown> = {}, managerExtra: Record<string, unknown> = {}): DbManagerConfigInput {
+function config(shutdownTimeout: DurationInput, extra: Record<string, unknown> = {}, managerExtra: Record<string, unknown> = {}): DbManagerConfigInput {
   return {
     ...managerExtra,
     shutdown_timeout: shutdownTimeout,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { DbManager, DbManagerConfigError, type DbManagerConfigInput, dbManagerYamlConfig } from '../../lib';
+import { DbManager, DbManagerConfigError, type DbManagerConfigInput, dbManagerYamlConfig, parseDbManagerConfig } from '../../lib';
 import { builderQuery } from '../support/mikro-orm-leg';
 
 // A password with every character a URL reserves, a space and non-ASCII, on a real role of the suite's PostgreSQL.
@@ -78,7 +78,7 @@ describe('passwords in DSNs, on a real PostgreSQL role whose password has @ : / 
       const file = join(dir, 'config.yaml');
       writeFileSync(file, `dbmanager:\n  connections:\n    db:\n      type: postgres\n      dsn: postgres://${ROLE}:\${DBM_DSN_PASSWORD}@${at}\n`);
       const { dbmanager } = dbManagerYamlConfig(relative(process.cwd(), file))();
-      const manager = await DbManager.create({ ...dbmanager, retry_attempts: 1, health_check_interval: 0 });
+      const manager = await DbManager.create(parseDbManagerConfig({ ...dbmanager, retry_attempts: 1, health_check_interval: 0 }));
       managers.push(manager);
       expect((await builderQuery<{ who: string }>(manager.get('db'), 'select current_user as who'))[0].who).toBe(ROLE);
     } finally {

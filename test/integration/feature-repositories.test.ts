@@ -6,7 +6,7 @@ import { defineEntity, EntityRepository, EntitySchema } from '@mikro-orm/core';
 import { getRepositoryToken as mikroOrmNestjsRepositoryToken } from '@mikro-orm/nestjs';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
-import { type DbConnection, DbManager, DbManagerConfigError, DbManagerModule, getRepositoryToken, InjectRepository } from '../../lib';
+import { type ConnectionOptionsInput, type DbConnection, DbManager, DbManagerConfigError, DbManagerModule, getRepositoryToken, InjectRepository } from '../../lib';
 import { schemaOf } from '../support/mikro-orm-leg';
 
 // Entities as both MikroORM majors define them (6.6 and 7 have defineEntity and EntitySchema; 7 has no decorators in
@@ -119,8 +119,8 @@ async function addTodo(base: string, title: string) {
 const sql = (connection: DbConnection, query: string) => connection.em.fork().getConnection().execute(query);
 
 const connections = () => ({
-  pg: { type: 'postgres', dsn: url, max_open_conns: 3 },
-  local: { type: 'sqlite', filepath: ':memory:' },
+  pg: { type: 'postgres', dsn: url, max_open_conns: 3 } satisfies ConnectionOptionsInput,
+  local: { type: 'sqlite', filepath: ':memory:' } satisfies ConnectionOptionsInput,
 });
 
 describe('DbManagerModule.forFeature', () => {
@@ -156,7 +156,7 @@ describe('DbManagerModule.forFeature', () => {
     const yaml = { dbmanager: { default_connection: 'pg', connections: connections() } };
     // Also listed under mikro_orm by hand, as apps did before forFeature (Todo by the schema defineEntity gave its
     // class): discovery gets each once.
-    const withAudit = (raw: { connections: Record<string, object> }) => ({
+    const withAudit = (raw: { connections: Record<string, ConnectionOptionsInput> }) => ({
       ...raw,
       connections: {
         pg: { ...raw.connections.pg, mikro_orm: { entities: [TodoSchema] } },

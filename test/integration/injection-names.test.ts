@@ -8,12 +8,13 @@ import { type DbConnection, DbManager, DbManagerConfigError, DbManagerModule, In
 
 // Names reach the module through the decorators alone: no connectionNames anywhere unless a test says so.
 const url = inject('postgresUrl');
-const config = () => ({
-  connections: {
-    main: { type: 'sqlite', filepath: ':memory:' },
-    reports: { type: 'postgres', dsn: url, max_open_conns: 2 },
-  },
-});
+const config = () =>
+  ({
+    connections: {
+      main: { type: 'sqlite', filepath: ':memory:' },
+      reports: { type: 'postgres', dsn: url, max_open_conns: 2 },
+    },
+  }) as const;
 
 @Injectable()
 class ReportsService {

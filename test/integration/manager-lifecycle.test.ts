@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { ConnectionAbortedError, ConnectionClosedError, DbManager, DbManagerConfigError } from '../../lib';
+import { ConnectionAbortedError, ConnectionClosedError, type ConnectionOptionsInputFor, DbManager, DbManagerConfigError, type PoolOptionsInput } from '../../lib';
 import { freePort } from '../support/free-port';
 import { LogCapture } from '../support/health-app';
 import { startMongoWireServer } from '../support/mongo-wire-server';
@@ -32,7 +32,7 @@ function track(m: DbManager): DbManager {
 }
 
 /** A PostgreSQL connection with its own application_name. */
-function pgConnection(extra: Record<string, unknown> = {}): { app: string; config: Record<string, unknown> } {
+function pgConnection(extra: PoolOptionsInput = {}): { app: string; config: ConnectionOptionsInputFor<'postgres'> } {
   const app = `dbm-lifecycle-${process.pid}-${++seq}`;
   return { app, config: { type: 'postgres', dsn: url, application_name: app, ...extra } };
 }
@@ -42,7 +42,7 @@ function attemptsFailed(name: string, count: number): Promise<void> {
   return vi.waitFor(() => expect(logs.matching('DbManager', new RegExp(`^"${name}" attempt \\d+ failed`)).length).toBeGreaterThanOrEqual(count), { timeout: 5_000 });
 }
 
-const slowRetries = { retry_attempts: 20, retry_delay: '1s', retry_max_delay: '1s' };
+const slowRetries = { retry_attempts: 20, retry_delay: '1s', retry_max_delay: '1s' } as const;
 
 describe('DbManager.create(config, { signal })', () => {
   let blackHole: Server;

@@ -83,7 +83,7 @@ describe('DbManager', () => {
       a: { type: 'sqlite', filepath: ':memory:', tags: { tier: 'hot', region: 'eu' } },
       b: { type: 'sqlite', filepath: ':memory:', default_orm: QUERY_BUILDER, tags: { tier: 'cold' } },
     },
-  });
+  }) as const;
 
   it('hands connections out by name, in config order, and finds them by tags', async () => {
     const m = track(await DbManager.create(two()));
@@ -179,7 +179,7 @@ describe('DbManager', () => {
   });
 
   it('refuses MikroORM options that would bypass the managed pool', async () => {
-    await expect(DbManager.create({ connections: { x: { type: 'sqlite', filepath: ':memory:', mikro_orm: { driver: 'nope' } } } })).rejects.toThrow(
+    await expect(DbManager.create({ connections: { x: { type: 'sqlite', filepath: ':memory:', mikro_orm: { driver: 'nope' as never } } } })).rejects.toThrow(
       /connections\.x\.mikro_orm\.driver: is set by the library/,
     );
   });

@@ -7,7 +7,7 @@ import { NestFactory } from '@nestjs/core';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { register } from 'prom-client';
 import { afterAll, afterEach, describe, expect, inject, it, vi } from 'vitest';
-import { DbManager, type DbManagerConfigInput, DbManagerModule, METRIC } from '../../lib';
+import { type ConnectionOptionsInputFor, DbManager, type DbManagerConfigInput, DbManagerModule, METRIC } from '../../lib';
 import { builderQuery } from '../support/mikro-orm-leg';
 import { type Scrape, scrape } from '../support/prometheus-text';
 
@@ -50,8 +50,8 @@ function gate(): { promise: Promise<void>; open(): void } {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const pg = (fields: Record<string, unknown> = {}) => ({ type: 'postgres', dsn: postgresUrl, ...fields });
-const sqlite = (file: string, fields: Record<string, unknown> = {}) => ({ type: 'sqlite', filepath: join(dir, file), ...fields });
+const pg = (fields: Partial<ConnectionOptionsInputFor<'postgres'>> = {}): ConnectionOptionsInputFor<'postgres'> => ({ type: 'postgres', dsn: postgresUrl, ...fields });
+const sqlite = (file: string, fields: Partial<ConnectionOptionsInputFor<'sqlite'>> = {}): ConnectionOptionsInputFor<'sqlite'> => ({ type: 'sqlite', filepath: join(dir, file), ...fields });
 
 describe('Prometheus metrics over GET /metrics', () => {
   it('exports every metric of the contract, typed, with name/type labels and the right buckets', async () => {

@@ -10,6 +10,7 @@ import {
   DbManagerConfigError,
   DbManagerModule,
   type DbManagerOptionsFactory,
+  type DbManagerOptionsInput,
   getConnectionToken,
   getEntityManagerToken,
   InjectConnection,
@@ -24,7 +25,7 @@ class Item {
 // defineEntity, not decorators: MikroORM 7 moved those out of @mikro-orm/core, and these tests run on both majors.
 defineEntity({ class: Item, tableName: 'items', properties: (p) => ({ id: p.integer().primary(), label: p.string() }) });
 
-const config = () => ({
+const config = (): DbManagerOptionsInput => ({
   connections: {
     main: { type: 'sqlite', filepath: ':memory:', mikro_orm: { entities: [Item] } },
     other: { type: 'sqlite', filepath: ':memory:', tags: { role: 'reporting' } },
@@ -122,7 +123,7 @@ describe('DbManagerModule', () => {
 
   it('forRootAsync with useClass; unlisted connections are reachable through DbManager', async () => {
     class Options implements DbManagerOptionsFactory {
-      createDbManagerOptions() {
+      createDbManagerOptions(): DbManagerOptionsInput {
         return { connections: { ...config().connections, spare: { type: 'sqlite', filepath: ':memory:' } } };
       }
     }

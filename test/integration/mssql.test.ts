@@ -306,7 +306,7 @@ describe('SQL Server (mssql)', () => {
     /** tedious options through `mikro_orm.driverOptions`: a tedious config on MikroORM 7, knex's `connection` on 6. */
     const tediousOptions = (options: Record<string, unknown>) => ({ mikro_orm: { driverOptions: MIKRO_ORM_MAJOR === 7 ? { options } : { connection: { options } } } });
     const create = async (connection: Record<string, unknown>, manager: Record<string, unknown> = {}) => {
-      const m = await DbManager.create({ retry_attempts: 5, retry_delay: '1s', ...manager, connections: { sql: connection } } as DbManagerConfigInput);
+      const m = await DbManager.create({ retry_attempts: 5, retry_delay: '1s', ...manager, connections: { sql: connection } } as unknown as DbManagerConfigInput);
       managers.push(m);
       return m.get('sql');
     };

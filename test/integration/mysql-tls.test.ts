@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConnectionFailedError, DbManager, DbManagerConfigError, type DbManagerConfigInput } from '../../lib';
+import { ConnectionFailedError, DbManager, DbManagerConfigError, parseDbManagerConfig } from '../../lib';
 import { mariadbUrlOrSkipReason } from '../support/mariadb';
 import { builderQuery, MIKRO_ORM_MAJOR } from '../support/mikro-orm-leg';
 
@@ -17,7 +17,7 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s: sslmode require a
   const fields = { type, host: server.hostname, port: Number(server.port || 3306), user: decodeURIComponent(server.username), password: decodeURIComponent(server.password) || undefined, database: server.pathname.slice(1) || undefined };
   let managers: DbManager[] = [];
   const create = async (connection: Record<string, unknown>, manager: Record<string, unknown> = {}) => {
-    const m = await DbManager.create({ retry_attempts: 1, ...manager, connections: { db: connection } } as DbManagerConfigInput);
+    const m = await DbManager.create(parseDbManagerConfig({ retry_attempts: 1, ...manager, connections: { db: connection } }));
     managers.push(m);
     return m;
   };

@@ -7,7 +7,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DbManager, DbManagerModule, parseDbManagerConfig } from '../../lib';
+import { type ConnectionOptionsInputFor, DbManager, DbManagerModule, parseDbManagerConfig } from '../../lib';
 import { startTestPostgres, type TestPostgres } from '../support/embedded-postgres';
 import pg_ from 'pg';
 import { HealthController, LogCapture, startHealthApp } from '../support/health-app';
@@ -185,7 +185,7 @@ describe('masking never mangles a message', () => {
       await asAdmin(() => `drop role if exists ${role}`);
       await asAdmin((admin) => `create role ${role} login password ${admin.escapeLiteral(password)}`);
       const server = { host: '127.0.0.1', port: pg.port };
-      const on = (extra: Record<string, unknown>) => ({ type: 'postgres', ...server, critical: false, connect_timeout: '1s', health_check_timeout: '1s', ...extra });
+      const on = (extra: Partial<ConnectionOptionsInputFor<'postgres'>>): ConnectionOptionsInputFor<'postgres'> => ({ type: 'postgres', ...server, critical: false, connect_timeout: '1s', health_check_timeout: '1s', ...extra });
       const app = await startHealthApp({
         health_check_interval: '100ms',
         retry_delay: '20ms',

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DbManagerConfigError, dbManagerYamlConfig, parseDbManagerConfig, parseDuration } from '../../lib';
+import { QUERY_BUILDER } from '../support/mikro-orm-leg';
 
 // The seed README's YAML example, as it is.
 const seedYaml = () => parse(readFileSync(join(process.cwd(), 'test/fixtures/seed-config.yaml'), 'utf8'));
@@ -40,7 +41,7 @@ describe('parseDbManagerConfig', () => {
     expect(config.connections.primary).toMatchObject({
       type: 'postgres', host: 'localhost', port: 5432, user: 'myuser', password: 'mypassword', database: 'myapp', sslmode: 'disable',
       maxOpenConns: 25, maxIdleConns: 5, connMaxLifetime: 1_800_000, connMaxIdleTime: 300_000, connectTimeout: 10_000, queryTimeout: 30_000,
-      defaultOrm: 'knex', enableTracing: true, enableMetrics: true, enableLogging: true, critical: true, applicationName: 'primary',
+      defaultOrm: QUERY_BUILDER, enableTracing: true, enableMetrics: true, enableLogging: true, critical: true, applicationName: 'primary',
     });
     // The dsn overrides the individual fields and its credentials are decoded.
     expect(config.connections.analytics).toMatchObject({ host: 'analytics', port: 5432, user: 'readonly', password: 'pass', database: 'analytics' });
