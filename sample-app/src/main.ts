@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { mikroOrmVersion } from 'nestjs-dbmanager';
 import { AppModule } from './app.module';
 
 async function main(): Promise<void> {
@@ -13,6 +14,8 @@ async function main(): Promise<void> {
   // The bound port, so PORT=0 (any free port) prints usable URLs.
   const { port } = app.getHttpServer().address() as AddressInfo;
   const base = `http://127.0.0.1:${port}`;
+  // The query builder is Kysely on MikroORM 7 and Knex on 6; the other one answers 400.
+  const builder = mikroOrmVersion().major === 7 ? 'kysely' : 'knex';
   const urls = [
     '/health',
     '/health/live',
@@ -21,7 +24,7 @@ async function main(): Promise<void> {
     '/metrics',
     '/stats',
     '/connections',
-    '/connections/primary/em|kysely|native',
+    `/connections/primary/em|${builder}|native`,
     '/connections/primary/hold/2000',
     '/notes  (GET; POST {"text": "…"})',
     '/reports/summary',

@@ -9,12 +9,9 @@ import { buildIfStale, REPO_ROOT } from '../support/build-once';
 import { mariadbUrlOrSkipReason } from '../support/mariadb';
 import {
   MIKRO_ORM_MAJOR,
-  NOT_YET_ON_MIKRO_ORM_7_MESSAGE,
   onlyOnMikroOrm,
   OTHER_QUERY_BUILDER,
   QUERY_BUILDER,
-  servedOnThisLeg,
-  unlessServed,
 } from '../support/mikro-orm-leg';
 import { startMongoWireServer } from '../support/mongo-wire-server';
 import { parsePrometheusText } from '../support/prometheus-text';
@@ -95,7 +92,7 @@ function describeEndpoints(ctx: () => { app: AppProcess; up: Expected[]; down?: 
 
   it('prints every URL on start', () => {
     const { app } = ctx();
-    for (const path of ['/health', '/health/primary', '/metrics', '/stats', '/connections', '/connections/primary/em|kysely|native', '/connections/primary/hold/', '/notes', '/reports/summary']) {
+    for (const path of ['/health', '/health/primary', '/metrics', '/stats', '/connections', `/connections/primary/em|${QUERY_BUILDER}|native`, '/connections/primary/hold/', '/notes', '/reports/summary']) {
       expect(app.output()).toContain(app.baseUrl + path);
     }
   });
@@ -289,8 +286,6 @@ describe('sample app on config.full.yaml: PostgreSQL, SQLite, MongoDB, SQL Serve
   const pgUrl = new URL(postgresUrl);
   const up: Expected[] = [];
   const down: Expected[] = [];
-  /** Connections of a type this leg does not serve yet: down (degraded), saying so; their own checks are skipped. */
-  const notServed: Expected[] = [];
   const configured: Expected[] = [
     { name: 'primary', type: 'postgres', max: 10 },
     { name: 'analytics', type: 'postgres', max: 4 },
@@ -300,11 +295,7 @@ describe('sample app on config.full.yaml: PostgreSQL, SQLite, MongoDB, SQL Serve
     { name: 'orders', type: 'mariadb', max: 10 },
   ];
   for (const c of configured) {
-    if (!servedOnThisLeg(c.type)) {
-      unlessServed(c.type, `config.full.yaml: "${c.name}" is expected down (degraded), its endpoints unchecked`);
-      down.push(c);
-      notServed.push(c);
-    } else if (c.type === 'mariadb' && !mariadb.url) {
+    if (c.type === 'mariadb' && !mariadb.url) {
       console.log(`[sample e2e] config.full.yaml: "orders" (MariaDB) is expected down, its endpoints unchecked: ${mariadb.reason}`);
       down.push(c);
     } else up.push(c);
@@ -363,35 +354,24 @@ describe('sample app on config.full.yaml: PostgreSQL, SQLite, MongoDB, SQL Serve
 
   describeEndpoints(() => ({ app, up, down }), 'postgres');
 
-  it.skipIf(onlyOnMikroOrm(7, 'checking the connections of types not served on MikroORM 7 yet'))(
-    'on MikroORM 7, the connections of types it does not serve yet are down, saying so, and the app runs without them',
-    async () => {
-      const { body } = await http(app, '/health');
-      for (const c of notServed) expect(body.details[c.name], c.name).toMatchObject({ status: 'degraded', message: expect.stringMatching(NOT_YET_ON_MIKRO_ORM_7_MESSAGE) });
-    },
-  );
-
-  it.skipIf(unlessServed('mongodb', 'the MongoDB endpoints of the sample app'))(
-    `reads MongoDB through em and native, and refuses its ${QUERY_BUILDER} and hold paths with 400 NotSqlDatabaseError`,
-    async () => {
-      for (const path of ['em', 'native']) {
-        const { status, body } = await http(app, `/connections/documents/${path}`);
-        expect(status, path).toBe(200);
-        expect(body).toMatchObject({ connection: 'documents', type: 'mongodb', path, result: { ok: 1 } });
-      }
-      const builder = await http(app, `/connections/documents/${QUERY_BUILDER}`);
-      expect(builder.status).toBe(400);
-      expect(builder.body).toEqual({
-        statusCode: 400,
-        error: 'NotSqlDatabaseError',
-        connection: 'documents',
-        message: `Connection "documents" is mongodb, not a SQL database, so ${QUERY_BUILDER}() is not available. Use connection.mongo() or connection.em instead.`,
-      });
-      const hold = await http(app, '/connections/documents/hold/10');
-      expect(hold.status).toBe(400);
-      expect(hold.body.message).toContain('so withNativeClient() is not available');
-    },
-  );
+  it(`reads MongoDB through em and native, and refuses its ${QUERY_BUILDER} and hold paths with 400 NotSqlDatabaseError`, async () => {
+    for (const path of ['em', 'native']) {
+      const { status, body } = await http(app, `/connections/documents/${path}`);
+      expect(status, path).toBe(200);
+      expect(body).toMatchObject({ connection: 'documents', type: 'mongodb', path, result: { ok: 1 } });
+    }
+    const builder = await http(app, `/connections/documents/${QUERY_BUILDER}`);
+    expect(builder.status).toBe(400);
+    expect(builder.body).toEqual({
+      statusCode: 400,
+      error: 'NotSqlDatabaseError',
+      connection: 'documents',
+      message: `Connection "documents" is mongodb, not a SQL database, so ${QUERY_BUILDER}() is not available. Use connection.mongo() or connection.em instead.`,
+    });
+    const hold = await http(app, '/connections/documents/hold/10');
+    expect(hold.status).toBe(400);
+    expect(hold.body.message).toContain('so withNativeClient() is not available');
+  });
 
   it('shows its PostgreSQL connections in pg_stat_activity under their application_name', async () => {
     const seen = await backends();

@@ -5,7 +5,7 @@ import { ConnectionAbortedError, ConnectionClosedError, type ConnectionOptionsIn
 import { freePort } from '../support/free-port';
 import { LogCapture } from '../support/health-app';
 import { startMongoWireServer } from '../support/mongo-wire-server';
-import { builderQuery, QUERY_BUILDER, sqlRunner, unlessServed } from '../support/mikro-orm-leg';
+import { builderQuery, QUERY_BUILDER, sqlRunner } from '../support/mikro-orm-leg';
 import { countBackends } from '../support/pg-activity';
 import type { WireServer } from '../support/wire-server';
 
@@ -242,7 +242,7 @@ describe('a DbConnection used after remove()', () => {
     expect(warning[0]!.message).toMatch(/^1 connection\(s\) still busy after \d+ ms \(shutdown_timeout\), 1 caller\(s\) still waiting for one: torn down/);
   });
 
-  describe.skipIf(unlessServed('mongodb', 'a MongoDB connection used after remove()'))('MongoDB', () => {
+  describe('MongoDB', () => {
     let wire: WireServer;
     beforeAll(async () => {
       wire = await startMongoWireServer();

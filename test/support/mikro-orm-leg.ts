@@ -6,7 +6,7 @@ import { type MikroOrmMajor, mikroOrm } from '../../lib/mikro-orm-version';
 /**
  * What lets one test codebase run on both MikroORM legs: the running major, SQL through the running major's query
  * builder (Kysely on 7, Knex on 6) and through each driver's native client, the schema generator's two spellings, and
- * skip reasons for tests that only make sense on one major (or for database types one major does not serve yet).
+ * skip reasons for tests that only make sense on one major.
  */
 
 /** The MikroORM major this test run uses. */
@@ -22,29 +22,6 @@ export const OTHER_QUERY_BUILDER: 'kysely' | 'knex' = MIKRO_ORM_MAJOR === 7 ? 'k
 export function onlyOnMikroOrm(major: MikroOrmMajor, what: string): string | undefined {
   if (major === MIKRO_ORM_MAJOR) return undefined;
   const reason = `${what} is MikroORM ${major}'s, and this leg runs MikroORM ${mikroOrm().version}`;
-  console.log(`[mikro-orm leg] skipped: ${reason}`);
-  return reason;
-}
-
-/**
- * Database types this release does not serve on MikroORM 7 yet (their driver says so when a pool opens). When one
- * lands, remove it here: tests that skip it on 7 then run it. Their connections fail with
- * `NOT_YET_ON_MIKRO_ORM_7_MESSAGE`, so a test can check that a skip is still deserved.
- */
-const NOT_YET_ON_MIKRO_ORM_7: readonly DatabaseType[] = ['mssql', 'mongodb', 'mysql', 'mariadb'];
-
-/** What a connection of a type not served yet on MikroORM 7 reports (lib/drivers/driver.ts, notYetOnMikroOrm7). */
-export const NOT_YET_ON_MIKRO_ORM_7_MESSAGE = /connections are not supported on MikroORM 7 by this release yet/;
-
-/** True when this leg serves connections of `type`. */
-export function servedOnThisLeg(type: DatabaseType): boolean {
-  return MIKRO_ORM_MAJOR === 6 || !NOT_YET_ON_MIKRO_ORM_7.includes(type);
-}
-
-/** Why a test of a `type` connection is skipped on this leg (printed), or undefined when this leg serves it. */
-export function unlessServed(type: DatabaseType, what: string): string | undefined {
-  if (servedOnThisLeg(type)) return undefined;
-  const reason = `${what}: ${type} connections are not served on MikroORM ${mikroOrm().version} by this release yet`;
   console.log(`[mikro-orm leg] skipped: ${reason}`);
   return reason;
 }
