@@ -9,6 +9,11 @@ function installedMikroOrmVersion(): string {
   }
 }
 
+/** The query builder of the MikroORM major that runs (`kysely()` on 7, `knex()` on 6), for advice in messages. */
+function runningQueryBuilder(): 'kysely()' | 'knex()' {
+  return installedMikroOrmVersion().startsWith('6.') ? 'knex()' : 'kysely()';
+}
+
 /** Base class: every error of this library names the connection it concerns (when there is one). */
 export abstract class DbManagerError extends Error {
   /** The connection this error concerns, if any. */
@@ -74,7 +79,7 @@ export class NotMongoDatabaseError extends DbManagerError {
   constructor(connectionName: string, type: string) {
     super(
       `Connection "${connectionName}" is ${type}, not MongoDB, so mongo() is not available. ` +
-        'Use connection.knex(), connection.em or connection.withNativeClient() instead.',
+        `Use connection.${runningQueryBuilder()}, connection.em or connection.withNativeClient() instead.`,
       connectionName,
     );
   }

@@ -9,8 +9,9 @@ import { parsePrometheusText } from '../support/prometheus-text';
 
 /**
  * The package as npm publishes it: `npm pack` (prepack builds the library), installed with its peers into a new
- * project outside the repository, then a CommonJS and an ESM app in plain JavaScript that import 'nestjs-dbmanager',
- * run as child processes against the embedded PostgreSQL.
+ * project outside the repository; a TypeScript app compiled against its published types (skipLibCheck off); then a
+ * CommonJS and an ESM app in plain JavaScript that import 'nestjs-dbmanager', run as child processes against the
+ * embedded PostgreSQL.
  */
 
 interface PackedFile {
@@ -36,6 +37,8 @@ const PEERS = [
   'reflect-metadata',
   'rxjs',
 ].map((name) => `${name}@${ours.devDependencies[name]}`);
+/** What a TypeScript user adds to compile against the published declarations. */
+const TYPESCRIPT = ['typescript', '@types/node', '@types/pg'].map((name) => `${name}@${ours.devDependencies[name]}`);
 
 let project: string;
 let packedFiles: string[] = [];
@@ -54,10 +57,10 @@ beforeAll(async () => {
 
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'dbm-packed-consumer', version: '1.0.0', private: true }, null, 2));
   const installStarted = performance.now();
-  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, ...PEERS], project);
+  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, ...PEERS, ...TYPESCRIPT], project);
   const installMs = performance.now() - installStarted;
-  console.log(`[packed] npm pack (with prepack build): ${Math.round(packMs)} ms; npm install of the tarball + ${PEERS.length} peers: ${Math.round(installMs)} ms`);
-  for (const file of ['app.cjs', 'app.mjs']) copyFileSync(join(REPO_ROOT, 'test/fixtures/packed-app', file), join(project, file));
+  console.log(`[packed] npm pack (with prepack build): ${Math.round(packMs)} ms; npm install of the tarball + ${PEERS.length} peers and TypeScript: ${Math.round(installMs)} ms`);
+  for (const file of ['app.cjs', 'app.mjs', 'consumer.ts', 'tsconfig.json']) copyFileSync(join(REPO_ROOT, 'test/fixtures/packed-app', file), join(project, file));
 }, 150_000);
 
 afterAll(() => {
@@ -83,6 +86,14 @@ describe('the packed tarball', () => {
       expect(packedFiles.filter((f) => forbidden.test(f)), String(forbidden)).toEqual([]);
     }
   });
+
+  it('compiles a TypeScript app against its declarations alone (skipLibCheck: false), on the MikroORM major installed', async () => {
+    // consumer.ts uses kysely() on MikroORM 7 and knex() on 6: the declarations must hold whichever is installed.
+    const started = performance.now();
+    // A type error rejects with tsc's report.
+    await run(join(project, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], project);
+    console.log(`[packed] tsc of consumer.ts against the published types: ${Math.round(performance.now() - started)} ms`);
+  }, 60_000);
 
   it('installs with the peers at our pinned versions', () => {
     const installed = (name: string) => JSON.parse(readFileSync(join(project, 'node_modules', name, 'package.json'), 'utf8')).version as string;

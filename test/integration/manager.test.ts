@@ -107,6 +107,8 @@ describe('DbManager', () => {
     expect(() => m.get('nope')).toThrow(ConnectionNotFoundError);
     expect(() => m.get('nope')).toThrow('Connection "nope" is not registered (known: a, b)');
     expect(() => m.get('a').mongo()).toThrow(NotMongoDatabaseError);
+    // The advice names the running major's query builder.
+    expect(() => m.get('a').mongo()).toThrow(`Use connection.${QUERY_BUILDER}(), connection.em or connection.withNativeClient() instead.`);
   });
 
   it('getDefaultDatabase follows default_orm, and setDefault moves it', async () => {
