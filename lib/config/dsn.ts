@@ -1,14 +1,8 @@
 import { DATABASE_FACTS, factsOf } from '../drivers/database-facts';
 import type { DatabaseType } from '../vocabulary';
 
-/** The fields a DSN carries, already URL-decoded. */
-export interface DsnParts {
-  host?: string;
-  port?: number;
-  user?: string;
-  password?: string;
-  database?: string;
-  filepath?: string;
+/** The fields a DSN carries, already URL-decoded: where it points, and its query parameters. */
+export interface DsnParts extends TargetParts {
   params: Record<string, string>;
 }
 

@@ -10,10 +10,9 @@ import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
 import { MssqlSession } from './kysely/mssql-session';
 import { withMethodsReplaced } from './native-watch';
+import { FOREVER } from './pool-timing';
 import { serverOrmOptions } from './server-options';
 
-/** Longest timer Node accepts; tedious needs a number where "no limit" is meant. */
-const FOREVER = 2_147_483_647;
 /** DSN query parameters that become tedious options. */
 const DSN_OPTIONS = ['encrypt', 'trustServerCertificate', 'instanceName'];
 

@@ -1,8 +1,6 @@
 import { rejectPendingAcquires, setCreateRetryDelay, type TarnPool } from '../adapters/tarn';
+import { connectRetryDelay } from '../pool-timing';
 
-/** The pool's first wait after a failed connect; it doubles up to the cap (each wait jittered to ½–1×). */
-const CREATE_RETRY_FIRST_MS = 100;
-const CREATE_RETRY_MAX_MS = 2_000;
 
 /**
  * What a knex pool does when it cannot open a connection: it retries with backoff (doubling from 100 ms to 2 s,
@@ -18,8 +16,7 @@ export class CreateRetries {
     pool.on('createFail', (_eventId, error) => {
       this.failures++;
       this.last = error;
-      const ceiling = Math.min(CREATE_RETRY_MAX_MS, CREATE_RETRY_FIRST_MS * 2 ** Math.min(this.failures - 1, 10));
-      setCreateRetryDelay(pool, Math.round(ceiling * (0.5 + Math.random() / 2)));
+      setCreateRetryDelay(pool, connectRetryDelay(this.failures - 1));
       if (isPermanent(error)) rejectPendingAcquires(pool, error);
     });
     pool.on('createSuccess', () => {

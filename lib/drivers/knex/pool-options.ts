@@ -1,10 +1,9 @@
 import { Logger } from '@nestjs/common';
 import type { ConnectionConfig } from '../../config/config.types';
 import type { RawConnection } from '../adapters/knex';
+import { FOREVER } from '../pool-timing';
 import type { KnexDialect } from './dialect';
 
-/** Longest timer Node accepts; stands for "no limit" where tarn needs a number. */
-export const FOREVER = 2_147_483_647;
 
 /** The pool options a user may give under `mikro_orm.driverOptions.pool` that we wrap rather than replace. */
 interface UserPoolHooks {

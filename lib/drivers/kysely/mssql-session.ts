@@ -10,7 +10,7 @@ import { closeTedious, closeTediousAndWait, isClosed, TlsWitness, type TediousCo
 import type { DriverSession, SessionContext, TornDown } from '../driver';
 import { CreateRetries } from '../knex/create-retries';
 import { KnexPing } from '../knex/ping';
-import { FOREVER } from '../knex/pool-options';
+import { FOREVER } from '../pool-timing';
 import { PoolWatch } from '../knex/pool-watch';
 
 const noop = (): void => undefined;

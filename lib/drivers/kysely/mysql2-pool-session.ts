@@ -6,9 +6,10 @@ import type { PoolGauges } from '../../vocabulary';
 import { identifyTransactionClient, kyselyOf, nativeClientOf } from '../adapters/kysely';
 import { connectWithDriverOptions, currentTransaction } from '../adapters/mikro-orm';
 import { type GetConnectionCallback, type Mysql2Connection, type Mysql2Pool, type PoolInternals, poolInternals } from '../adapters/mysql2';
+import { BoundedPing } from '../bounded-ping';
 import { ConnectionLedger } from '../connection-ledger';
 import type { DriverSession, SessionContext, TornDown } from '../driver';
-import { FOREVER } from '../knex/pool-options';
+import { connectRetryDelay, FOREVER } from '../pool-timing';
 import { watchQueryMethod } from '../native-watch';
 
 const noop = (): void => undefined;
@@ -54,7 +55,12 @@ export class Mysql2PoolSession implements DriverSession {
   private readonly probe = new AsyncLocalStorage<{ connection?: Mysql2Connection }>();
   private waiting = 0;
   private ended?: Promise<void>;
-  private ownPing?: Promise<void>;
+  /** Health pings: on a pooled connection, or on one of their own while every pooled one is busy. */
+  private readonly pinger = new BoundedPing({
+    saturated: () => this.saturated(),
+    pooled: ({ onGiveUp }) => this.pooledPing(onGiveUp),
+    ownConnection: ({ onGiveUp }) => this.ownConnectionPing(onGiveUp),
+  });
   private reaper?: NodeJS.Timeout;
   /** The last failed connect since the last success, for an acquire timeout to name as its cause. */
   private lastConnectFailure: unknown;
@@ -173,7 +179,7 @@ export class Mysql2PoolSession implements DriverSession {
           if (closed) throw closed;
           if (error !== DEADLINE && this.settings.isPermanentError(error)) throw error;
           if (error !== DEADLINE) this.lastConnectFailure = error;
-          const wait = retryDelay(failures++);
+          const wait = connectRetryDelay(failures++);
           if (error === DEADLINE || performance.now() + wait >= deadline) {
             observer.acquireTimedOut(performance.now() - started);
             throw this.acquireTimeout();
@@ -359,42 +365,9 @@ export class Mysql2PoolSession implements DriverSession {
     }
   }
 
-  /**
-   * A health ping that cannot pile up: on a pooled connection when one is idle or the pool has room, else on one
-   * short-lived connection of its own (at most one at a time, so the server sees at most max + 1). On timeout the
-   * connection's socket is destroyed, so nothing stays queued.
-   */
-  async ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) throw new Error('ping cancelled: the connection is closing');
-    let onTimeout: () => void = noop;
-    let ping: Promise<void>;
-    if (!this.saturated()) ping = this.pooledPing((fn) => (onTimeout = fn));
-    else if (this.ownPing) ping = Promise.reject(new Error("every pooled connection is busy and the previous ping's own connection is still waiting for the server"));
-    else {
-      ping = this.ownConnectionPing((fn) => (onTimeout = fn));
-      this.ownPing = ping.then(noop, noop).finally(() => (this.ownPing = undefined));
-    }
-    let timer: NodeJS.Timeout | undefined;
-    let stop: (error: Error) => void = noop;
-    const timeout = new Promise<never>((_, reject) => {
-      stop = (error) => {
-        onTimeout();
-        reject(error);
-      };
-      if (!timeoutMs) return;
-      timer = setTimeout(() => stop(new Error(`ping timed out after ${timeoutMs} ms`)), timeoutMs);
-      timer.unref();
-    });
-    // Closing the connection cancels its ping as a timeout would.
-    const onAbort = () => stop(new Error('ping cancelled: the connection is closing'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      await Promise.race([ping, timeout]);
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      ping.catch(noop);
-    }
+  /** A health ping that cannot pile up (BoundedPing); on timeout the connection's socket is destroyed. */
+  ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.pinger.run(timeoutMs, signal);
   }
 
   private async pooledPing(setOnTimeout: (fn: () => void) => void): Promise<void> {
@@ -453,7 +426,7 @@ export class Mysql2PoolSession implements DriverSession {
     // Opening connections are in mysql2's list, not yet seen by the session.
     const opening = (this.internals?.allConnections() ?? []).filter((connection) => !this.open.has(connection));
     for (const connection of opening) this.settings.destroySocket(connection);
-    return { inUse: busy.length, connecting: opening.length + (this.ownPing ? 1 : 0) };
+    return { inUse: busy.length, connecting: opening.length + (this.pinger.connecting ? 1 : 0) };
   }
 
   /** Closes the pool (each connection says QUIT); a ping's own connection is not the pool's, so closing waits for it too. */
@@ -467,7 +440,7 @@ export class Mysql2PoolSession implements DriverSession {
       if (!this.ended) this.pool?.end();
       await this.ended;
       for (const connection of [...this.open]) this.closed(connection);
-      await this.ownPing;
+      await this.pinger.settled();
     }
   }
 }
@@ -477,10 +450,6 @@ function runQuietly(connection: Mysql2Connection, sql: string): Promise<unknown>
   return new Promise((resolve, reject) => connection.query(sql, (error, rows) => (error ? reject(error) : resolve(rows))));
 }
 
-/** A connect's wait before it is tried again: doubling from 100 ms to 2 s, jittered to ½–1× (as the other pools do). */
-function retryDelay(failures: number): number {
-  return Math.round(Math.min(2_000, 100 * 2 ** Math.min(failures, 10)) * (0.5 + Math.random() / 2));
-}
 
 /** Rejection of an acquire that outlived acquire_timeout. */
 const DEADLINE = new Error('acquire deadline passed');

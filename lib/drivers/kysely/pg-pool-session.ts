@@ -4,10 +4,11 @@ import type { PoolGauges } from '../../vocabulary';
 import { connectWithDriverOptions, currentTransaction } from '../adapters/mikro-orm';
 import { SocketTracker, socketOf } from '../adapters/pg';
 import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient, takeBack, waitingRejecter } from '../adapters/pg-pool';
+import { BoundedPing } from '../bounded-ping';
 import { ConnectionLedger } from '../connection-ledger';
 import type { DriverSession, SessionContext, TornDown } from '../driver';
 import { AcquireTimeoutError } from '../../errors';
-import { FOREVER } from '../knex/pool-options';
+import { connectRetryDelay, FOREVER } from '../pool-timing';
 import { type PgClientClass, type PgClientLike, sessionClientClass } from './pg-client-class';
 import { RefusedCallers } from './refused-callers';
 import { identifyTransactionClient, kyselyOf } from '../adapters/kysely';
@@ -37,7 +38,12 @@ export class PgPoolSession implements DriverSession {
   private readonly ledger: ConnectionLedger<PgPoolClient>;
   private readonly sockets = new SocketTracker();
   private readonly clients: ReturnType<typeof sessionClientClass>;
-  private ownPing?: Promise<void>;
+  /** Health pings: on a pooled connection, or on one of their own while every pooled one is busy. */
+  private readonly pinger = new BoundedPing({
+    saturated: () => this.saturated(),
+    pooled: ({ onGiveUp }) => this.pooledPing(onGiveUp),
+    ownConnection: ({ onGiveUp }) => this.ownClientPing(onGiveUp),
+  });
   /** pg-pool's own connect(), for health pings: they report a failed connect at once instead of waiting out retries. */
   private rawConnect!: () => Promise<PgPoolClient>;
   /**
@@ -153,7 +159,7 @@ export class PgPoolSession implements DriverSession {
           if (isPgPoolTimeout(error) || error === DEADLINE) throw timedOut();
           if (this.permanent(error)) throw error;
           this.lastConnectFailure = error;
-          await this.refused.wait(Math.min(retryDelay(failures), deadline - performance.now()));
+          await this.refused.wait(Math.min(connectRetryDelay(failures), deadline - performance.now()));
           if (performance.now() >= deadline) throw timedOut();
         }
       }
@@ -215,46 +221,10 @@ export class PgPoolSession implements DriverSession {
     }
   }
 
-  /**
-   * A health ping that cannot pile up: on a pooled client when one is idle or the pool has room, else on one
-   * short-lived client of its own (at most one at a time, so the server sees at most max + 1). On timeout the
-   * client's socket is destroyed, so nothing stays queued.
-   */
-  async ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) throw new Error('ping cancelled: the connection is closing');
-    let onTimeout: () => void = noop;
-    let timer: NodeJS.Timeout | undefined;
-    let stop: (error: Error) => void = noop;
-    // Armed before the ping starts: pg's own connect timer (connect_timeout, often the same bound) is armed when the
-    // client is made, and the ping's verdict must come first.
-    const timeout = new Promise<never>((_, reject) => {
-      stop = (error) => {
-        onTimeout();
-        reject(error);
-      };
-      if (!timeoutMs) return;
-      timer = setTimeout(() => stop(new Error(`ping timed out after ${timeoutMs} ms`)), timeoutMs);
-      timer.unref();
-    });
-    let ping: Promise<void>;
-    if (!this.saturated()) ping = this.pooledPing((fn) => (onTimeout = fn));
-    else if (this.ownPing) ping = Promise.reject(new Error("every pooled connection is busy and the previous ping's own connection is still waiting for the server"));
-    else {
-      ping = this.ownClientPing((fn) => (onTimeout = fn));
-      this.ownPing = ping.then(noop, noop).finally(() => (this.ownPing = undefined));
-    }
-    // Closing the connection cancels its ping as a timeout would.
-    const onAbort = () => stop(new Error('ping cancelled: the connection is closing'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      await Promise.race([ping, timeout]);
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      ping.catch(noop);
-    }
+  /** A health ping that cannot pile up (BoundedPing); on timeout the connection's socket is destroyed. */
+  ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.pinger.run(timeoutMs, signal);
   }
-
 
   private async pooledPing(setOnTimeout: (fn: () => void) => void): Promise<void> {
     // Not saturated: an idle client is lent at once, or a new one is opened, which connect_timeout bounds. pg-pool's
@@ -301,7 +271,7 @@ export class PgPoolSession implements DriverSession {
   abort(): TornDown {
     const pool = this.pool;
     const busy = this.ledger.inUse();
-    const connecting = Math.max(0, pool ? pool.totalCount - pool.idleCount - busy.length : 0) + (this.ownPing ? 1 : 0);
+    const connecting = Math.max(0, pool ? pool.totalCount - pool.idleCount - busy.length : 0) + (this.pinger.connecting ? 1 : 0);
     const closed = this.context.closedError() ?? new Error(`Connection "${this.context.config.name}" is closing`);
     for (const client of busy) {
       this.ledger.writeOff(client);
@@ -322,14 +292,10 @@ export class PgPoolSession implements DriverSession {
     // Kysely ends the pool only if a query of its own ever ran (it takes the pool on first use): health pings and
     // native clients alone would leave it open, its clients connected to the server.
     if (this.pool && !this.pool.ending) await this.pool.end();
-    await this.ownPing;
+    await this.pinger.settled();
   }
 }
 
-/** A connect's wait before it is tried again: doubling from 100 ms to 2 s, jittered to ½–1× (as the MikroORM 6 pool does). */
-function retryDelay(failures: number): number {
-  return Math.round(Math.min(2_000, 100 * 2 ** Math.min(failures, 10)) * (0.5 + Math.random() / 2));
-}
 
 /** Rejection of a retried connect that outlived the acquire deadline. */
 const DEADLINE = new Error('acquire deadline passed');
