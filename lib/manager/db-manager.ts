@@ -345,7 +345,9 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
       const left = () => Math.max(0, deadline - performance.now());
       // Connects still retrying (startup's, add()'s) stop at once: they would only be torn down.
       this.stopping.abort(CLOSED);
-      await this.loop.stop();
+      // The loop starts nothing new from here; a reconnect attempt it has under way is the connection's own ping,
+      // which closing the connection cancels at once (awaited first, it would hold close() for health_check_timeout).
+      const loopStopped = this.loop.stop();
       if (this.inFlight.size) {
         const settled = Promise.allSettled([...this.inFlight]);
         const budget = new AbortController();
@@ -355,6 +357,7 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
       const all = this.all();
       // Each pool gets what is left of shutdown_timeout for its in-flight queries, then is closed.
       await Promise.allSettled(all.map((c) => c.close({ drainMs: left() })));
+      await loopStopped;
       for (const connection of all) for (const listener of this.listeners) listener.removed?.(connection);
       this.connections.clear();
       this.listeners.clear();
