@@ -7,6 +7,13 @@ import type { DatabaseType } from '../vocabulary';
  * the TypeScript input and output types (config.types.ts), the validator (parse-config.ts, check-value.ts), the JSON
  * Schema for editors (json-schema.ts → config.schema.json) and, through each type's facts (lib/drivers/*.facts.ts),
  * which fields apply to which database.
+ *
+ * A table of our own rather than a schema library (zod 4's toJSONSchema, valibot, TypeBox): what users rely on here is
+ * not what those libraries do by default — both spellings of every key, with an error when one object uses both;
+ * every problem at once with its path and a "did you mean"; duration strings and their floors; secrets that no
+ * message may quote, not even a fragment; fields that apply to one database type only, read from that type's facts
+ * without loading its driver. Each would be a custom refinement on top of a library, and the library a runtime
+ * dependency of every app; a plain table keeps the rules in one readable place and adds nothing to install.
  */
 
 /** A string; `oneOf` restricts it to a list (`aliases`: older names also accepted, replaced while parsing). */
