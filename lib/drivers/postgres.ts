@@ -1,7 +1,7 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { unsupportedSslMode } from '../config/ssl-mode';
-import { SocketTracker, socketOf } from './adapters/pg';
+import { SOCKET_UNREACHABLE, SocketTracker, socketOf } from './adapters/pg';
 import { type DbDriver, ormDriverLoader } from './driver';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
@@ -71,7 +71,7 @@ function postgresDialect(config: ConnectionConfig, warn: (message: string) => vo
     destroySocket(connection) {
       const socket = socketOf(connection);
       if (socket) return socket.destroy();
-      if (!warned) warn('this pg version keeps its socket elsewhere: a hung connection is only torn down by shutdown');
+      if (!warned) warn(SOCKET_UNREACHABLE);
       warned = true;
     },
     destroyAllSockets: () => sockets.destroyAll(),

@@ -29,3 +29,6 @@ export function socketOf(client: object): { destroy(): void } | undefined {
   const stream = (client as { connection?: { stream?: { destroy?: unknown } } }).connection?.stream;
   return typeof stream?.destroy === 'function' ? (stream as { destroy(): void }) : undefined;
 }
+
+/** Said once when `socketOf` finds no socket: what is lost without it. */
+export const SOCKET_UNREACHABLE = 'this pg version keeps its socket elsewhere: a hung connection is only torn down by shutdown';

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
 import { connectWithDriverOptions, currentTransaction } from '../adapters/mikro-orm';
-import { SocketTracker, socketOf } from '../adapters/pg';
+import { SOCKET_UNREACHABLE, SocketTracker, socketOf } from '../adapters/pg';
 import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient, takeBack, waitingRejecter } from '../adapters/pg-pool';
 import { BoundedPing } from '../bounded-ping';
 import { ConnectionLedger } from '../connection-ledger';
@@ -104,6 +104,10 @@ export class PgPoolSession implements DriverSession {
     const rejecter = waitingRejecter(pool);
     if (typeof rejecter === 'string') this.context.warn(rejecter);
     else this.rejectWaiting = rejecter;
+    // The first client shows whether its socket can be reached (for tearing a hung ping or query down).
+    pool.once('connect', (client) => {
+      if (!socketOf(client)) this.context.warn(SOCKET_UNREACHABLE);
+    });
     pool.on('connect', (client) => {
       ledger.created(client);
       client.on('error', (error) => observer.connectionError(error));
