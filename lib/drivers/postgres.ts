@@ -1,6 +1,6 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
-import { unsupportedSslMode } from '../config/ssl-mode';
+import { tlsDemand } from '../config/ssl-mode';
 import { SOCKET_UNREACHABLE, SocketTracker, socketOf } from './adapters/pg';
 import { type DbDriver, ormDriverLoader } from './driver';
 import type { KnexDialect } from './knex/dialect';
@@ -24,21 +24,9 @@ function isPermanentError(error: unknown): boolean {
 
 /** How `sslmode` maps onto node-postgres' `ssl` option (pg has no "prefer": we do not silently downgrade). */
 export function postgresSsl(config: ConnectionConfig): false | { rejectUnauthorized: boolean } | undefined {
-  switch (config.sslmode) {
-    case undefined:
-      return undefined;
-    case 'disable':
-    case 'allow':
-    case 'prefer':
-      return false;
-    case 'require':
-      return { rejectUnauthorized: false };
-    case 'verify-ca':
-    case 'verify-full':
-      return { rejectUnauthorized: true };
-    default:
-      return unsupportedSslMode(config.name);
-  }
+  const demand = tlsDemand(config.sslmode, config.name);
+  if (demand === 'unset') return undefined;
+  return demand === 'off' ? false : { rejectUnauthorized: demand.verifyCertificate };
 }
 
 /** As libpq does: no database named means the one named after the user. */
