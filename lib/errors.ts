@@ -145,7 +145,7 @@ export class ConnectionFailedError extends DbManagerError {
       ? `This error can pass (the server may come back or free a connection); all ${attempts} attempt${attempts === 1 ? '' : 's'} (retry_attempts) failed.`
       : 'A retry cannot fix this error, so it was tried once.';
     super(
-      `Connection "${connectionName}" (${target}) failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${reason}. ${kind} ` +
+      `Connection "${connectionName}" (${target}) failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${reason.replace(/\.$/, '')}. ${kind} ` +
         'Check that the server is reachable and the credentials are right, or mark the connection critical: false to start without it.',
       connectionName,
       { cause },

@@ -18,7 +18,7 @@ const SEND_TIMEOUT_MS = 5_000;
 /**
  * Sends the protocol's cancel request on a connection of its own, as libpq's PQcancel does. PgBouncer forwards it to
  * the server connection its client is linked to; `pg_cancel_backend(pid)` would need the server's pid, which a client
- * behind PgBouncer never sees. Resolves once sent (or once sending failed: the caller's fallback takes over).
+ * behind PgBouncer never sees. Resolves once delivered (or once that failed: the caller's fallback takes over).
  */
 export function sendCancelRequest(key: CancelKey): Promise<void> {
   return new Promise((resolve) => {
@@ -36,8 +36,10 @@ export function sendCancelRequest(key: CancelKey): Promise<void> {
       packet.writeInt32BE(CANCEL_REQUEST_CODE, 4);
       packet.writeInt32BE(key.processID, 8);
       packet.writeInt32BE(key.secretKey, 12);
-      // The server answers nothing: it closes the connection once it has read the request.
-      socket.end(packet);
+      // Nothing comes back: the other end closes once the request is delivered. Closing first would drop it — PgBouncer
+      // forwards a cancel only while its requester is still connected ("client unexpected eof" otherwise), as libpq's
+      // PQcancel waits for that close too.
+      socket.write(packet);
     });
   });
 }

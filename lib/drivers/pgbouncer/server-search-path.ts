@@ -26,9 +26,10 @@ export async function checkServerSearchPath(config: ConnectionConfig, query: Row
     'pgbouncer',
     `schema "${schema}" is not first on the server's search_path (it is ${searchPath || 'empty'}), and behind PgBouncer it cannot be ` +
       'set per connection (PgBouncer refuses the startup parameter options; a SET would reach one server connection and leak to other clients)',
-    `Set it on the server side: ALTER ROLE ${role} IN DATABASE ${database} SET search_path = ${quoted}, public; ` +
-      `or in PgBouncer's [databases] entry: connect_query='SET search_path = ${quoted}, public'. ` +
-      'Server connections PgBouncer already holds keep their old search_path: RECONNECT them (PgBouncer console) or restart PgBouncer.',
+    `Set it on the server side: ALTER ROLE ${role} IN DATABASE ${database} SET search_path = ${quoted}, public ` +
+      `(holds in every pool mode); or, in transaction mode only, PgBouncer's [databases] entry connect_query='SET search_path = ${quoted}, public' ` +
+      "(session mode's server_reset_query, DISCARD ALL, undoes it). Server connections PgBouncer already holds keep their old " +
+      'search_path: RECONNECT them (PgBouncer console) or restart PgBouncer',
   );
 }
 
