@@ -152,7 +152,8 @@ describe.skipIf(skipReason !== undefined).each([['transaction' as const], ['sess
     const ms = Math.round(performance.now() - started);
     console.log(`[pgbouncer] ${mode} mode, ${path}: a 5 s statement under query_timeout 500ms failed after ${ms} ms: ${error.message}`);
     expect(error.code).toBe('57014');
-    expect(error.message).toMatch(/^Connection "b": the statement ran longer than query_timeout \(500 ms\) and was cancelled \(canceling statement due to user request\)/);
+    // knex (MikroORM 6) puts the SQL in front of every error message.
+    expect(error.message).toMatch(/Connection "b": the statement ran longer than query_timeout \(500 ms\) and was cancelled \(canceling statement due to user request\)/);
     expect(ms).toBeGreaterThanOrEqual(450);
     expect(ms).toBeLessThan(2_500);
     // The server stopped it (not only the client gave up), and the same one pooled connection serves the next statement.

@@ -14,13 +14,14 @@ export type RowsQuery = (sql: string) => Promise<Array<Record<string, unknown>>>
 export async function checkServerSearchPath(config: ConnectionConfig, query: RowsQuery): Promise<void> {
   const schema = config.schema;
   if (!schema) return;
-  const [row] = await query("select current_setting('search_path') as search_path, current_user as current_user");
+  const [row] = await query("select current_setting('search_path') as search_path, current_user as current_user, current_database() as current_database");
   const searchPath = String(row?.search_path ?? '');
   const first = firstSchema(searchPath, String(row?.current_user ?? ''));
   if (first === schema) return;
   const quoted = `"${schema.replaceAll('"', '""')}"`;
   const role = `"${String(row?.current_user ?? config.user ?? '').replaceAll('"', '""')}"`;
-  const database = `"${(config.database ?? config.user ?? 'postgres').replaceAll('"', '""')}"`;
+  // The server's own names: PgBouncer's database entry may call the database something else.
+  const database = `"${String(row?.current_database ?? config.database ?? '').replaceAll('"', '""')}"`;
   throw new PoolerRefusedError(
     config.name,
     'pgbouncer',
