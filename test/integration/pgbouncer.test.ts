@@ -146,7 +146,7 @@ describe.skipIf(skipReason !== undefined).each([['transaction' as const], ['sess
     const sleep = `select pg_sleep(5) as "${mode}-${path}"`;
     const started = performance.now();
     const error = await run(db, sleep).then(
-      () => new Error('the statement should have been cancelled'),
+      (): Error & { code?: string } => new Error('the statement should have been cancelled'),
       (e: unknown) => e as Error & { code?: string },
     );
     const ms = Math.round(performance.now() - started);
