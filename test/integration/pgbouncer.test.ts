@@ -7,6 +7,7 @@ import { LogCapture } from '../support/health-app';
 import { builderQuery, QUERY_BUILDER } from '../support/mikro-orm-leg';
 import { peakBackendsDuring } from '../support/pg-activity';
 import { pgbouncerBinaryOrSkipReason, startTestPgBouncer, type TestPgBouncer } from '../support/pgbouncer';
+import { startTcpProxy } from '../support/tcp-proxy';
 
 // A real PgBouncer (Debian's 1.18) in front of the run's PostgreSQL, in transaction and in session mode. Without
 // `pooler`, a startup parameter it refuses (08P01) fails in one attempt and says to set `pooler: pgbouncer`; with it,
@@ -161,6 +162,32 @@ describe.skipIf(skipReason !== undefined).each([['transaction' as const], ['sess
     const [row] = await run(db, 'select 1 as ok');
     expect(row.ok).toBe(1);
     expect(db.stats()).toMatchObject({ open: 1, inUse: 0 });
+  });
+
+  it('query_timeout still holds when the cancel request is lost: the connection is torn down after a grace period', async () => {
+    // Between us and PgBouncer, a proxy that turns into a black hole: the statement's answer and its cancel are lost.
+    const proxy = await startTcpProxy({ host: bouncer.host, port: bouncer.port });
+    try {
+      const url = new URL(bouncer.url);
+      url.port = String(proxy.port);
+      const { db } = await throughBouncer({ dsn: url.toString(), max_open_conns: 1, query_timeout: '300ms' });
+      proxy.blackhole();
+      const started = performance.now();
+      const error = await builderQuery(db, 'select 1').then(
+        () => new Error('the statement should have failed'),
+        (e: unknown) => e as Error,
+      );
+      const ms = Math.round(performance.now() - started);
+      console.log(`[pgbouncer] ${mode} mode: cancel lost, the statement failed after ${ms} ms: ${error.message}`);
+      expect(error.message).toMatch(/Connection "b": the statement ran longer than query_timeout \(300 ms\) and its connection was torn down \(no answer to the cancel request\)/);
+      expect(ms).toBeGreaterThanOrEqual(2_250);
+      expect(ms).toBeLessThan(6_000);
+      proxy.forward();
+      const [row] = await builderQuery(db, 'select 1 as ok');
+      expect(row.ok).toBe(1);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('schema without a server-side search_path: startup refuses in one attempt, naming the server-side fix', async () => {

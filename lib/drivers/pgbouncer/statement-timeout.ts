@@ -53,20 +53,24 @@ export function statementTimeout(client: object, timeoutMs: number, connectionNa
 
 /** Starts one statement's timer; the returned function stops it, and names query_timeout in the error it caused. */
 function startTimer(client: object, timeoutMs: number, connectionName: string): (error: unknown) => void {
-  let fired = false;
+  let outcome: 'running' | 'cancelled' | 'torn down' = 'running';
   let grace: NodeJS.Timeout | undefined;
+  const tearDown = () => {
+    outcome = 'torn down';
+    socketOf(client)?.destroy();
+  };
   const timer = setTimeout(() => {
-    fired = true;
     const key = cancelKeyOf(client);
-    if (!key) return socketOf(client)?.destroy();
-    grace = setTimeout(() => socketOf(client)?.destroy(), CANCEL_GRACE_MS);
+    if (!key) return tearDown();
+    outcome = 'cancelled';
+    grace = setTimeout(tearDown, CANCEL_GRACE_MS);
     void sendCancelRequest(key);
   }, timeoutMs);
   return (error) => {
     clearTimeout(timer);
     clearTimeout(grace);
-    if (fired && error instanceof Error) {
-      error.message = `Connection "${connectionName}": the statement ran longer than query_timeout (${timeoutMs} ms) and was cancelled (${error.message})`;
-    }
+    if (outcome === 'running' || !(error instanceof Error)) return;
+    const how = outcome === 'cancelled' ? 'was cancelled' : 'its connection was torn down (no answer to the cancel request)';
+    error.message = `Connection "${connectionName}": the statement ran longer than query_timeout (${timeoutMs} ms) and ${how} (${error.message})`;
   };
 }
