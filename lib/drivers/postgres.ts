@@ -2,9 +2,7 @@ import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { tlsDemand } from '../config/ssl-mode';
 import { SOCKET_UNREACHABLE, SocketTracker, socketOf } from './adapters/pg';
-import { type DbDriver, ormDriverLoader } from './driver';
-
-type Method = (this: unknown, ...args: unknown[]) => unknown;
+import { type DbDriver, type DriverSession, ormDriverLoader, type SessionContext } from './driver';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
 import { PgPoolSession } from './kysely/pg-pool-session';
@@ -16,7 +14,8 @@ import { checkServerSearchPath } from './pgbouncer/server-search-path';
 import { refuseSessionStatements } from './pgbouncer/session-statements';
 import { explainStartupRefusal } from './pgbouncer/startup-refusal';
 import { statementTimeout } from './pgbouncer/statement-timeout';
-import type { DriverSession, SessionContext } from './driver';
+
+type Method = (this: unknown, ...args: unknown[]) => unknown;
 
 /**
  * SQLSTATEs a retry cannot fix: bad credentials, no such database, not allowed to connect, and a startup the server
