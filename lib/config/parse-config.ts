@@ -145,6 +145,15 @@ export function parseConnection(name: string, raw: unknown, manager: PoolDefault
   const pool = Object.fromEntries(fieldNames(POOL_FIELDS).map((key) => [key, fields[key] ?? manager[key] ?? POOL_FIELDS[key].default])) as Required<PoolDefaults>;
   // As Go's database/sql does: more idle connections than open ones cannot exist.
   pool.maxIdleConns = Math.min(pool.maxIdleConns, pool.maxOpenConns);
+  if (pool.idlePoolTimeout && factsOf(type).livesInPool?.(target.filepath ?? '')) {
+    // Closing the pool would lose the database: said where it is set on the connection, kept open where inherited.
+    if (fields.idlePoolTimeout !== undefined) {
+      issues.push({ path: `${path}.idle_pool_timeout`, message: 'cannot close an in-memory SQLite database\'s pool without losing its data: remove it (or use a file)' });
+      return undefined;
+    }
+    warn(`Connection "${name}": idle_pool_timeout does not apply to an in-memory SQLite database (closing its pool would lose the data); its pool stays open`);
+    pool.idlePoolTimeout = 0;
+  }
   const given = { ...fromDsn, ...fields };
 
   return hideSecrets({
@@ -165,6 +174,7 @@ export function parseConnection(name: string, raw: unknown, manager: PoolDefault
     defaultOrm: defaultOrm ?? 'orm',
     tags: fields.tags ?? {},
     critical: fields.critical ?? CONNECTION_FIELDS.critical.default,
+    lazy: fields.lazy ?? CONNECTION_FIELDS.lazy.default,
     applicationName: given.applicationName ?? name,
     mikroOrm,
     explicit: Object.keys(fields),
