@@ -62,7 +62,7 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
   }
 
   readStatus(gauge: Gauge<string>): void {
-    for (const { connection, labels } of this.tracked.values()) gauge.set(labels, connection.status === 'up' ? 1 : 0);
+    for (const { connection, labels } of this.tracked.values()) gauge.set(labels, connection.status === 'up' || connection.status === 'idle' ? 1 : 0);
   }
 
   readPoolSize(gauge: Gauge<string>): void {
