@@ -18,13 +18,13 @@ export interface TenantsSettings {
 
 export const TENANTS_DEFAULTS: TenantsSettings = { rounds: 3, declared: [10, 100, 1000], active: 50 };
 
-function runChild(url: string, declared: number, active: number, seq: number): TenantsReading {
+function runChild<R>(url: string, declared: number, active: number, seq: number, mode = 'app'): R {
   const child = join(__dirname, 'tenants-child.js');
-  const out = execFileSync(process.execPath, ['--expose-gc', child, url, String(declared), String(active), `bench-tenant-${process.pid}-${seq}`], {
+  const out = execFileSync(process.execPath, ['--expose-gc', child, url, String(declared), String(active), `bench-tenant-${process.pid}-${seq}`, mode], {
     encoding: 'utf8',
     maxBuffer: 16 * 1024 * 1024,
   });
-  return JSON.parse(out.trim().split('\n').at(-1)!) as TenantsReading;
+  return JSON.parse(out.trim().split('\n').at(-1)!) as R;
 }
 
 function median(values: number[]): number {
@@ -42,7 +42,8 @@ export async function tenants(server: { url: string }, settings: TenantsSettings
   let seq = 0;
   for (let round = 0; round < settings.rounds; round++) {
     for (const declared of [0, ...settings.declared]) {
-      const reading = runChild(server.url, declared, settings.active, ++seq);
+      const reading = runChild<TenantsReading>(server.url, declared, settings.active, ++seq);
+      if (declared > 0) reading.createMs = runChild<{ createMs: number }>(server.url, declared, settings.active, ++seq, 'create').createMs;
       byCase.set(declared, [...(byCase.get(declared) ?? []), reading]);
     }
   }

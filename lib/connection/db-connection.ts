@@ -112,6 +112,14 @@ export class DbConnection {
     return this.ormInstance!;
   }
 
+  /**
+   * False for a lazy connection whose MikroORM instance is not built yet (nothing used it).
+   * @internal
+   */
+  get ormBuilt(): boolean {
+    return this.ormInstance !== undefined;
+  }
+
   /** Takes the ORM built for this connection: our errors pass through it, and its queries open an idle pool first. */
   private adoptOrm(orm: MikroORM): void {
     this.ormInstance = orm;
