@@ -206,11 +206,7 @@ function readDefaultOrm(value: DefaultOrm | 'bun' | 'gorm', path: string, issues
 /** Reads the known fields of one object (either spelling), reporting unknown keys, doubled keys and bad values. */
 export function readFields<T extends Readonly<Record<string, FieldSpec>>>(raw: Record<string, unknown>, table: T, path: string, issues: ConfigIssue[]): CheckedFields<T> {
   const out: Record<string, unknown> = {};
-  const bySpelling = new Map<string, [key: string, spec: FieldSpec]>();
-  for (const [key, spec] of Object.entries<FieldSpec>(table)) {
-    bySpelling.set(key, [key, spec]);
-    bySpelling.set(snakeCase(key), [key, spec]);
-  }
+  const bySpelling = spellingsOf(table);
   const seen = new Map<string, string>();
   for (const [spelling, value] of Object.entries(raw)) {
     const fieldPath = path ? `${path}.${spelling}` : spelling;
@@ -235,6 +231,21 @@ export function readFields<T extends Readonly<Record<string, FieldSpec>>>(raw: R
   }
   // checkValue returned each value in its spec's shape (CheckedValue).
   return out as CheckedFields<T>;
+}
+
+/** A field table by both spellings of each key, built once per table (a thousand tenants read the same table). */
+const spellingTables = new WeakMap<object, Map<string, [key: string, spec: FieldSpec]>>();
+function spellingsOf(table: Readonly<Record<string, FieldSpec>>): Map<string, [key: string, spec: FieldSpec]> {
+  let bySpelling = spellingTables.get(table);
+  if (!bySpelling) {
+    bySpelling = new Map();
+    for (const [key, spec] of Object.entries<FieldSpec>(table)) {
+      bySpelling.set(key, [key, spec]);
+      bySpelling.set(snakeCase(key), [key, spec]);
+    }
+    spellingTables.set(table, bySpelling);
+  }
+  return bySpelling;
 }
 
 /**

@@ -160,6 +160,11 @@ export class DbConnection {
     return this.config.critical;
   }
 
+  /** `enable_metrics`: whether this connection exports Prometheus series. */
+  get metricsEnabled(): boolean {
+    return this.config.enableMetrics;
+  }
+
   /** What `getDefaultDatabase()` hands out for this connection. */
   get defaultOrm(): ConnectionConfig['defaultOrm'] {
     return this.config.defaultOrm;

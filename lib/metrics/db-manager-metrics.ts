@@ -104,7 +104,7 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
   }
 
   private track(connection: DbConnection): void {
-    if (this.stopped || !connection.settings.enableMetrics || this.tracked.has(connection.name)) return;
+    if (this.stopped || !connection.metricsEnabled || this.tracked.has(connection.name)) return;
     const labels = { name: connection.name, type: connection.type };
     const m = this.metrics;
     const acquires = new AcquireTally();
