@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from
 import { type ConnectionOptionsInput, DbManager, DbManagerConfigError, type DbManagerConfigInput } from '../../lib';
 import { LogCapture } from '../support/health-app';
 import { builderQuery, nativeQuery, schemaOf, sqlRunner } from '../support/mikro-orm-leg';
+import { startMongoWireServer } from '../support/mongo-wire-server';
 import { countBackends } from '../support/pg-activity';
 
 // One database per tenant, few of them busy: lazy connections open no pool until first used, and idle_pool_timeout
@@ -140,7 +141,36 @@ describe('lazy tenants', () => {
   });
 });
 
+interface Doc {
+  _id: unknown;
+  name: string;
+}
+const DocSchema = new EntitySchema<Doc>({ name: 'TenantDoc', properties: { _id: { type: 'ObjectId', primary: true }, name: { type: 'string' } } });
+
 describe('idle_pool_timeout', () => {
+  it('MongoDB tenants: the client handle and the EntityManager reopen a lazy or idle client', async () => {
+    const wire = await startMongoWireServer();
+    cleanups.push(() => wire.close());
+    const m = await manager({
+      connections: {
+        docs: { type: 'mongodb', host: wire.host, port: wire.port, database: 'tenant', lazy: true, idle_pool_timeout: '1s', mikro_orm: { entities: [DocSchema] } },
+      },
+    });
+    const tenant = m.get('docs');
+    expect(tenant.status).toBe('idle');
+    expect(wire.connectionsAccepted).toBe(0);
+    const client = tenant.mongo<{ db(name: string): { command(c: object): Promise<{ ok: number }> } }>();
+    expect(await client.db('tenant').command({ ping: 1 })).toMatchObject({ ok: 1 });
+    expect(tenant.status).toBe('up');
+    await vi.waitFor(() => expect(tenant.status).toBe('idle'), { timeout: 5_000, interval: 50 });
+    expect(tenant.stats()).toMatchObject({ open: 0 });
+    expect(await tenant.em.fork().find(DocSchema, {})).toEqual([]);
+    expect(tenant.status).toBe('up');
+    await vi.waitFor(() => expect(tenant.status).toBe('idle'), { timeout: 5_000, interval: 50 });
+    // The handle kept from before still reaches the reopened client.
+    expect(await client.db('tenant').command({ ping: 1 })).toMatchObject({ ok: 1 });
+  });
+
   it('closes a pool unused that long (pings are not use) and every access path reopens it', async () => {
     const { prefix, connections } = pgTenants(1, { idle_pool_timeout: '1s' });
     const m = await manager({ health_check_interval: '100ms', connections });
