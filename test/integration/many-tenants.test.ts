@@ -6,7 +6,7 @@ import { Logger } from '@nestjs/common';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { type ConnectionOptionsInput, DbManager, DbManagerConfigError, type DbManagerConfigInput } from '../../lib';
-import { LogCapture } from '../support/health-app';
+import { LogCapture, startHealthApp } from '../support/health-app';
 import { builderQuery, nativeQuery, schemaOf, sqlRunner } from '../support/mikro-orm-leg';
 import { startMongoWireServer } from '../support/mongo-wire-server';
 import { countBackends } from '../support/pg-activity';
@@ -93,6 +93,23 @@ describe('lazy tenants', () => {
     expect(used).toBeGreaterThanOrEqual(3);
     expect(used).toBeLessThanOrEqual(3 * 2); // each pool, plus at most a ping's own connection
     for (const name of ['t1', 't2', 't3']) expect(await countBackends(url, `${prefix}-${name.slice(1)}`)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('/health shows idle tenants up with idle: true and pings none of them; readiness passes; the ORM is built only when used', async () => {
+    const { prefix, connections } = pgTenants(100, { lazy: true });
+    const h = await startHealthApp({ health_check_interval: '100ms', connections: { home: { type: 'sqlite', filepath: ':memory:' }, ...connections } });
+    cleanups.push(() => h.close());
+    let pings = 0;
+    for (const c of h.manager.all()) if (c.name !== 'home') c.on('healthCheck', () => pings++);
+    const health = await h.get('/health');
+    expect(health.status).toBe(200);
+    expect(health.body.details.t42).toEqual({ status: 'up', type: 'postgres', critical: true, responseTimeMs: 0, idle: true });
+    expect((await h.get('/health/ready')).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(pings).toBe(0);
+    expect(await backendsOf(prefix)).toBe(0);
+    // Nest resolved every tenant's injection tokens at startup without building a MikroORM instance for any of them.
+    expect(h.manager.all().filter((c) => c.ormBuilt).map((c) => c.name)).toEqual(['home']);
   });
 
   it('add() of a lazy connection resolves at once, idle, even when its server is unreachable', async () => {
