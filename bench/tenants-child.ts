@@ -127,7 +127,12 @@ async function main(): Promise<void> {
     declared, active, createMs, rssMb: 0, heapMb: 0, backends: 0, tenantsWithBackends: 0,
     metricsP50Ms: 0, metricsP95Ms: 0, metricsBytes: 0, metricsSeries: 0, healthP50Ms: 0, healthBytes: 0, statsP50Ms: 0,
   };
-  if (declared > 0) {
+  if (declared === 0) {
+    // The baseline does the same outside work (HTTP client, pg client, scrapes), so only the tenants differ.
+    await backendsOf(url, prefix);
+    await timedGets(base, '/metrics', 50);
+    await timedGets(base, '/health', 20);
+  } else {
     const manager = app.get(DbManager);
     // The active tenants, spread over the declared ones.
     const step = declared / active;
