@@ -55,11 +55,15 @@ function tenantsConfig(url: string, declared: number, prefix: string): DbManager
   return { health_check_interval: '10s', connections };
 }
 
+/**
+ * RSS and heap once garbage is collected and V8 had time to give pages back (its memory reducer runs after a few idle
+ * seconds): what the process keeps, not the high-water mark of the last burst of requests.
+ */
 async function settledMemory(): Promise<{ rss: number; heap: number }> {
   const gc = (globalThis as { gc?: () => void }).gc;
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 10; i++) {
     gc?.();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
   const { rss, heapUsed } = process.memoryUsage();
   return { rss, heap: heapUsed };
