@@ -562,7 +562,7 @@ export class DbConnection {
     if (inUse + pending > 0 || this.inFlightPing || this.inFlightReconnect || this.inFlightConnects.size) return false;
     this.session = undefined;
     this.setStatus('idle');
-    this.logger.debug?.(`pool closed after ${this.config.idlePoolTimeout} ms unused (idle_pool_timeout); the next use reopens it`);
+    this.logger.debug(`pool closed after ${this.config.idlePoolTimeout} ms unused (idle_pool_timeout); the next use reopens it`);
     this.parking = session
       .close()
       .catch((error) => this.logger.warn(`closing the idle pool failed: ${this.redact(errorMessage(error))}`))
