@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { EntitySchema } from '@mikro-orm/core';
 import { Logger } from '@nestjs/common';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { type ConnectionOptionsInput, DbManager, DbManagerConfigError, type DbManagerConfigInput } from '../../lib';
 import { LogCapture, startHealthApp } from '../support/health-app';
 import { builderQuery, nativeQuery, schemaOf, sqlRunner } from '../support/mikro-orm-leg';
@@ -19,7 +19,8 @@ let seq = 0;
 const cleanups: (() => Promise<unknown>)[] = [];
 let logs: LogCapture;
 
-beforeAll(() => {
+// Each test: an app started by a test (startHealthApp) installs its own logger in Nest's static Logger.
+beforeEach(() => {
   logs = new LogCapture();
   Logger.overrideLogger(logs);
 });
