@@ -66,15 +66,15 @@ export async function tenants(server: { url: string }, settings: TenantsSettings
     return (
       `| ${declared} | ${rs[0].active} | ${f1(m((r) => r.createMs))} | ${f1(m((r) => r.rssMb) - baseRss)} / ${f1(median(cappedRss.get(declared)!) - baseCapped)} / ${f1(m((r) => r.heapMb) - baseHeap)} | ${m((r) => r.backends)} (${m((r) => r.tenantsWithBackends)} tenants) | ` +
       `${f1(m((r) => r.metricsP50Ms))} / ${f1(m((r) => r.metricsP95Ms))} | ${f1(m((r) => r.metricsBytes) / 1024)} KiB, ${m((r) => r.metricsSeries)} series | ` +
-      `${f1(m((r) => r.healthP50Ms))} (${f1(m((r) => r.healthBytes) / 1024)} KiB) | ${m((r) => r.statsP50Ms).toFixed(2)} |`
+      `${f1(m((r) => r.healthP50Ms))} (${f1(m((r) => r.healthBytes) / 1024)} KiB) | ${m((r) => r.statsP50Ms).toFixed(2)} | ${f1(m((r) => r.firstUseP50Ms))} |`
     );
   });
   const table = [
     `Lazy PostgreSQL tenants (idle_pool_timeout 5m), ${settings.active} used (one EntityManager and one Kysely query each); medians of ${settings.rounds} rounds, each case a fresh process.`,
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; 1-min load ${load.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at end. Baseline (the same app with no connections, doing the same HTTP and pg calls): RSS ${f1(baseRss)} MB, heap ${f1(baseHeap)} MB (RSS ${f1(baseCapped)} MB with ${CAPPED_YOUNG_GENERATION}).`,
     '',
-    `| declared | active | DbManager.create ms | over baseline MB: RSS / RSS ${CAPPED_YOUNG_GENERATION} / heap | server connections | /metrics p50 / p95 ms | /metrics size | /health p50 ms (size) | stats() p50 ms |`,
-    '|---:|---:|---:|---:|---|---|---|---|---:|',
+    `| declared | active | DbManager.create ms | over baseline MB: RSS / RSS ${CAPPED_YOUNG_GENERATION} / heap | server connections | /metrics p50 / p95 ms | /metrics size | /health p50 ms (size) | stats() p50 ms | first use p50 ms |`,
+    '|---:|---:|---:|---:|---|---|---|---|---:|---:|',
     ...rows,
   ].join('\n');
   console.log(`\n## Tenants\n\n${table}\n`);
