@@ -8,7 +8,9 @@ import { afterAll, afterEach, beforeEach, describe, expect, inject, it, vi } fro
 import { type ConnectionOptionsInput, DbManager, DbManagerConfigError, type DbManagerConfigInput } from '../../lib';
 import { LogCapture, startHealthApp } from '../support/health-app';
 import { builderQuery, nativeQuery, schemaOf, sqlRunner } from '../support/mikro-orm-leg';
+import { mariadbUrlOrSkipReason } from '../support/mariadb';
 import { startMongoWireServer } from '../support/mongo-wire-server';
+import { startTdsServer } from '../support/tds-server';
 import { countBackends } from '../support/pg-activity';
 
 // One database per tenant, few of them busy: lazy connections open no pool until first used, and idle_pool_timeout
@@ -209,6 +211,37 @@ describe('idle_pool_timeout', () => {
     await vi.waitFor(() => expect(tenant.status).toBe('idle'), { timeout: 5_000, interval: 50 });
     expect(await tenant.em.fork().getConnection().execute('select 4 as four')).toEqual([{ four: 4 }]);
     expect(await backendsOf(prefix)).toBeGreaterThanOrEqual(1);
+  });
+
+  const mariadb = mariadbUrlOrSkipReason();
+  if (mariadb.reason) console.log(`[many-tenants] MariaDB tenants skipped: ${mariadb.reason}`);
+  it.skipIf(!mariadb.url).each(['mysql', 'mariadb'] as const)('%s tenants on a real MariaDB: lazy, closed when idle, reopened by the builder and the EntityManager', async (type) => {
+    const m = await manager({ connections: { shop: { type, dsn: mariadb.url!, lazy: true, idle_pool_timeout: '1s' } } });
+    const tenant = m.get('shop');
+    expect(tenant.status).toBe('idle');
+    expect(await builderQuery(tenant, 'select 1 as one')).toEqual([{ one: 1 }]);
+    expect(tenant.status).toBe('up');
+    await vi.waitFor(() => expect(tenant.status).toBe('idle'), { timeout: 5_000, interval: 50 });
+    expect(tenant.stats()).toMatchObject({ open: 0 });
+    expect(await tenant.em.fork().getConnection().execute('select 2 as two')).toEqual([{ two: 2 }]);
+    expect(tenant.status).toBe('up');
+  });
+
+  it('SQL Server tenants (TDS wire server): lazy, closed when idle, reopened by the EntityManager', async () => {
+    const tds = await startTdsServer({ user: 'sa', password: 'Wire-secret-1' });
+    cleanups.push(() => tds.close());
+    const m = await manager({
+      connections: { ledger: { type: 'mssql', host: tds.host, port: tds.port, user: 'sa', password: 'Wire-secret-1', database: 'master', lazy: true, idle_pool_timeout: '1s' } },
+    });
+    const tenant = m.get('ledger');
+    expect(tenant.status).toBe('idle');
+    expect(tds.connectionsAccepted).toBe(0);
+    await tenant.em.fork().getConnection().execute('select 1');
+    expect(tenant.status).toBe('up');
+    await vi.waitFor(() => expect(tenant.status).toBe('idle'), { timeout: 5_000, interval: 50 });
+    expect(tenant.stats()).toMatchObject({ open: 0 });
+    await tenant.em.fork().getConnection().execute('select 1');
+    expect(tenant.status).toBe('up');
   });
 
   it('keeps a pool open while a transaction holds it, however long', async () => {
