@@ -10,6 +10,7 @@ import { queryPath } from './query-path';
 import { recovery } from './recovery';
 import { startup } from './startup';
 import { Report } from './support/report';
+import { TENANTS_DEFAULTS, tenants } from './tenants';
 
 /**
  * `npm run bench`: every section against one embedded PostgreSQL started here, variants interleaved within each
@@ -39,6 +40,8 @@ const SECTIONS: { key: string; run: Section }[] = [
   { key: 'recovery', run: (report, server) => recovery(report, server, settings.recovery) },
   { key: 'memory', run: (report, server) => memory(report, server, settings.memory) },
   { key: 'pgbouncer', run: (report, server) => pgbouncer(report, server, settings.pgbouncer) },
+  // Self-contained (its own table, printed): RESULTS.md's Tenants section is kept by hand from `npm run bench:tenants`.
+  { key: 'tenants', run: (_report, server) => tenants(server, quick ? { ...TENANTS_DEFAULTS, rounds: 1 } : TENANTS_DEFAULTS) },
 ];
 
 async function main(): Promise<void> {

@@ -1,6 +1,7 @@
 import type { FactoryProvider } from '@nestjs/common';
 import { EntityManager, MikroORM } from '@mikro-orm/core';
 import type { DbConnection } from './connection/db-connection';
+import { deferredObject } from './connection/deferred-object';
 import { DbManager } from './manager/db-manager';
 import { connectionTokenTarget, getConnectionToken, getEntityManagerToken } from './tokens';
 
@@ -9,9 +10,14 @@ import { connectionTokenTarget, getConnectionToken, getEntityManagerToken } from
  * as a single-context @mikro-orm/nestjs app has them: the classes from @mikro-orm/core.
  */
 const DEFAULT_CLASS_TOKENS = [
-  { token: EntityManager, of: (connection: DbConnection) => connection.em },
-  { token: MikroORM, of: (connection: DbConnection) => connection.orm },
+  { token: EntityManager, of: (connection: DbConnection) => entityManagerOf(connection) },
+  { token: MikroORM, of: (connection: DbConnection) => (connection.ormBuilt ? connection.orm : deferredObject(() => connection.orm, MikroORM)) },
 ];
+
+/** A connection's EntityManager for injection: a lazy one not used yet gets a stand-in, so its ORM is built on first use. */
+function entityManagerOf(connection: DbConnection): EntityManager {
+  return connection.ormBuilt ? connection.em : deferredObject(() => connection.em, EntityManager);
+}
 
 /**
  * Providers of a connection's tokens (no name = the connection that is default at startup). A name the configuration
@@ -20,7 +26,14 @@ const DEFAULT_CLASS_TOKENS = [
 export function connectionProviders(name: string | undefined): FactoryProvider[] {
   return [
     { provide: getConnectionToken(name), useFactory: (manager: DbManager) => connectionOrNone(manager, name), inject: [DbManager] },
-    { provide: getEntityManagerToken(name), useFactory: (manager: DbManager) => connectionOrNone(manager, name)?.em, inject: [DbManager] },
+    {
+      provide: getEntityManagerToken(name),
+      useFactory: (manager: DbManager) => {
+        const connection = connectionOrNone(manager, name);
+        return connection && entityManagerOf(connection);
+      },
+      inject: [DbManager],
+    },
   ];
 }
 

@@ -8,6 +8,7 @@ import {
   type ModuleMetadata,
   type NestModule,
   type OnApplicationShutdown,
+  type FactoryProvider,
   type Provider,
   type Type,
 } from '@nestjs/common';
@@ -151,8 +152,10 @@ export class DbManagerModule implements NestModule {
       DbHealthIndicator,
       ...defaultClassProviders(),
     ];
-    // The default (no name) first; names the decorators recorded are read now, not at the forRoot call.
-    const tokenProviders = () => [undefined, ...new Set([...names, ...injectedNames()])].flatMap(connectionProviders);
+    // The default (no name) first; names the decorators recorded are read at the first scan, not at the forRoot call.
+    // Built once: Nest reads these getters again and again, and a thousand tenants are two thousand providers each time.
+    let built: Provider[] | undefined;
+    const tokenProviders = () => (built ??= [undefined, ...new Set([...names, ...injectedNames()])].flatMap(connectionProviders));
     return {
       module: DbManagerModule,
       global: isGlobal,
@@ -164,7 +167,7 @@ export class DbManagerModule implements NestModule {
         return [...fixed, ...tokenProviders(), ...dbManagerMetricsProviders()];
       },
       get exports(): NonNullable<DynamicModule['exports']> {
-        return [DbManager, DbHealthIndicator, DBMANAGER_CONFIG, ...defaultClassProviders().map((p) => p.provide), ...tokenProviders().map((p) => p.provide)];
+        return [DbManager, DbHealthIndicator, DBMANAGER_CONFIG, ...defaultClassProviders().map((p) => p.provide), ...tokenProviders().map((p) => (p as FactoryProvider).provide)];
       },
     };
   }

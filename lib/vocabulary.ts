@@ -6,8 +6,12 @@
 /** Database types a connection can have. */
 export type DatabaseType = 'postgres' | 'sqlite' | 'mssql' | 'mongodb' | 'mysql' | 'mariadb';
 
-/** `connecting` until the first attempt ends; `up`/`down` after; `closed` after close() or remove(). */
-export type ConnectionStatus = 'connecting' | 'up' | 'down' | 'closed';
+/**
+ * `connecting` until the first attempt ends; `up`/`down` after; `idle` while no pool is open on purpose (a `lazy`
+ * connection not used yet, or one whose pool `idle_pool_timeout` closed: the next use opens it); `closed` after
+ * close() or remove().
+ */
+export type ConnectionStatus = 'connecting' | 'up' | 'down' | 'idle' | 'closed';
 
 /** The result of one health check of one connection. Never thrown: a down database is reported. */
 export interface ConnectionHealth {
@@ -15,6 +19,8 @@ export interface ConnectionHealth {
   responseTimeMs: number;
   /** Why it is down (never contains credentials). */
   error?: string;
+  /** Set when no pool is open on purpose (status `idle`): reported up without a ping, which would open one. */
+  idle?: true;
 }
 
 /** Live pool gauges, read when asked. */

@@ -104,6 +104,13 @@ export const POOL_FIELDS = {
   acquireTimeout: { kind: 'duration', default: 30_000 },
   /** Bound on one health ping. */
   healthCheckTimeout: { kind: 'duration', default: 5_000 },
+  /** A pool unused this long is closed (status `idle`) and reopened on next use: 0 (never) or at least 1s. */
+  idlePoolTimeout: {
+    kind: 'duration',
+    floorMs: 1_000,
+    floorReason: 'a pool closed sooner is reopened on almost every use',
+    default: 0,
+  },
 } as const satisfies Record<string, FieldSpec>;
 
 /** The manager's own settings, then the pool defaults it gives every connection. */
@@ -187,6 +194,8 @@ export const CONNECTION_FIELDS = {
   tags: { kind: 'tags' },
   /** Must be up for the app to start and for /health to be 200; a non-critical one starts down and heals in the background. */
   critical: { kind: 'bool', default: true },
+  /** No pool until first use, and not verified at startup (`add()` resolves at once, status `idle`): for many tenants. */
+  lazy: { kind: 'bool', default: false },
   /** The name the server shows (pg_stat_activity, SQL Server's program name, MongoDB's appName); default: the connection's name. */
   applicationName: { kind: 'string', nonEmpty: true, dsnParam: 'application_name' },
   /** MikroORM options merged into what the library derives: entities, migrations, naming strategy, debug, driverOptions… */

@@ -145,6 +145,15 @@ export function parseConnection(name: string, raw: unknown, manager: PoolDefault
   const pool = Object.fromEntries(fieldNames(POOL_FIELDS).map((key) => [key, fields[key] ?? manager[key] ?? POOL_FIELDS[key].default])) as Required<PoolDefaults>;
   // As Go's database/sql does: more idle connections than open ones cannot exist.
   pool.maxIdleConns = Math.min(pool.maxIdleConns, pool.maxOpenConns);
+  if (pool.idlePoolTimeout && factsOf(type).livesInPool?.(target.filepath ?? '')) {
+    // Closing the pool would lose the database: said where it is set on the connection, kept open where inherited.
+    if (fields.idlePoolTimeout !== undefined) {
+      issues.push({ path: `${path}.idle_pool_timeout`, message: 'cannot close an in-memory SQLite database\'s pool without losing its data: remove it (or use a file)' });
+      return undefined;
+    }
+    warn(`Connection "${name}": idle_pool_timeout does not apply to an in-memory SQLite database (closing its pool would lose the data); its pool stays open`);
+    pool.idlePoolTimeout = 0;
+  }
   const given = { ...fromDsn, ...fields };
 
   return hideSecrets({
@@ -166,6 +175,7 @@ export function parseConnection(name: string, raw: unknown, manager: PoolDefault
     defaultOrm: defaultOrm ?? 'orm',
     tags: fields.tags ?? {},
     critical: fields.critical ?? CONNECTION_FIELDS.critical.default,
+    lazy: fields.lazy ?? CONNECTION_FIELDS.lazy.default,
     applicationName: given.applicationName ?? name,
     mikroOrm,
     explicit: Object.keys(fields),
@@ -197,11 +207,7 @@ function readDefaultOrm(value: DefaultOrm | 'bun' | 'gorm', path: string, issues
 /** Reads the known fields of one object (either spelling), reporting unknown keys, doubled keys and bad values. */
 export function readFields<T extends Readonly<Record<string, FieldSpec>>>(raw: Record<string, unknown>, table: T, path: string, issues: ConfigIssue[]): CheckedFields<T> {
   const out: Record<string, unknown> = {};
-  const bySpelling = new Map<string, [key: string, spec: FieldSpec]>();
-  for (const [key, spec] of Object.entries<FieldSpec>(table)) {
-    bySpelling.set(key, [key, spec]);
-    bySpelling.set(snakeCase(key), [key, spec]);
-  }
+  const bySpelling = spellingsOf(table);
   const seen = new Map<string, string>();
   for (const [spelling, value] of Object.entries(raw)) {
     const fieldPath = path ? `${path}.${spelling}` : spelling;
@@ -226,6 +232,21 @@ export function readFields<T extends Readonly<Record<string, FieldSpec>>>(raw: R
   }
   // checkValue returned each value in its spec's shape (CheckedValue).
   return out as CheckedFields<T>;
+}
+
+/** A field table by both spellings of each key, built once per table (a thousand tenants read the same table). */
+const spellingTables = new WeakMap<object, Map<string, [key: string, spec: FieldSpec]>>();
+function spellingsOf(table: Readonly<Record<string, FieldSpec>>): Map<string, [key: string, spec: FieldSpec]> {
+  let bySpelling = spellingTables.get(table);
+  if (!bySpelling) {
+    bySpelling = new Map();
+    for (const [key, spec] of Object.entries<FieldSpec>(table)) {
+      bySpelling.set(key, [key, spec]);
+      bySpelling.set(snakeCase(key), [key, spec]);
+    }
+    spellingTables.set(table, bySpelling);
+  }
+  return bySpelling;
 }
 
 /**

@@ -1,10 +1,11 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
 import { inspect, type InspectOptions } from 'node:util';
 import { Logger } from '@nestjs/common';
 import { type EntityManager, MikroORM, type Options } from '@mikro-orm/core';
 import type { ConnectionConfig, DatabaseType } from '../config/config.types';
-import { keepOurErrorsThroughTheOrm } from '../drivers/adapters/mikro-orm';
-import type { DbDriver, DriverSession } from '../drivers/driver';
+import { initOrmSync, keepOurErrorsThroughTheOrm, openBeforeQueries } from '../drivers/adapters/mikro-orm';
+import type { DbDriver, DriverSession, OrmDriverClass } from '../drivers/driver';
 import { driverFor } from '../drivers/registry';
 import { ConnectionClosedError, DbManagerError, NotMongoDatabaseError, NotSqlDatabaseError, QueryBuilderUnavailableError } from '../errors';
 import { mikroOrm } from '../mikro-orm-version';
@@ -13,6 +14,8 @@ import { logConnectionEvents, queryLog } from '../tracing/connection-log';
 import { ConnectionTracing, type SpanOutcome } from '../tracing/connection-tracing';
 import { combineQueryListeners } from '../tracing/query-listener';
 import type { ConnectionEvents, ConnectionHealth, ConnectionStats, ConnectionStatus, ConnectionTarget, PoolGauges, QueryListener } from '../vocabulary';
+import { IdlePoolTimer } from './idle-pool-timer';
+import { openingHandle } from './opening-handle';
 import { PoolCounters } from './pool-counters';
 import { errorMessage, secretRedactor } from './redact';
 
@@ -30,9 +33,21 @@ export class DbConnection {
   /** Where it points, for messages and span attributes (password masked). */
   readonly target: ConnectionTarget;
 
-  private currentStatus: ConnectionStatus = 'connecting';
-  /** The open pool and everything that depends on it; undefined until the first open succeeds. */
+  private currentStatus: ConnectionStatus;
+  /** The open pool and everything that depends on it; undefined until the first open succeeds, and while idle. */
   private session?: DriverSession;
+  /** The MikroORM instance; a lazy connection's is built on first use. */
+  private ormInstance?: MikroORM;
+  /** The pool being opened (startup, a reconnect, a first use): concurrent openers share it. */
+  private openingPool?: Promise<DriverSession>;
+  /** A first use reopening an idle pool: concurrent users share it. */
+  private reopening?: Promise<void>;
+  /** An idle pool being closed: a use waits for it, then opens a new one. */
+  private parking?: Promise<void>;
+  /** Closes the pool once unused for idle_pool_timeout; undefined when that is 0. */
+  private readonly idleTimer?: IdlePoolTimer;
+  /** Handles kysely()/knex()/mongo() give out when the pool may be closed on purpose (lazy, idle_pool_timeout). */
+  private handles?: Map<string, unknown>;
   /** Adapter warnings already logged (each once per connection, however often the pool is reopened). */
   private readonly warned = new Set<string>();
   private lastCheck: Date | null = null;
@@ -62,8 +77,8 @@ export class DbConnection {
     /** The validated configuration (holds the password: never log it). */
     private readonly config: ConnectionConfig,
     private readonly driver: DbDriver,
-    /** The MikroORM instance; its pool is (re)opened by connect(). */
-    readonly orm: MikroORM,
+    /** The MikroORM instance (its pool is (re)opened by connect()), or how to build it on first use (lazy). */
+    orm: MikroORM | (() => MikroORM),
     counters: PoolCounters,
   ) {
     this.name = config.name;
@@ -76,6 +91,40 @@ export class DbConnection {
     this.tracing = config.enableTracing ? new ConnectionTracing(config.name, this.target) : undefined;
     this.queries = combineQueryListeners(this.tracing?.startQuery, config.enableLogging ? queryLog(this.logger, this.target.dbSystem) : undefined);
     this.emitter.setMaxListeners(50);
+    this.currentStatus = config.lazy ? 'idle' : 'connecting';
+    if (typeof orm === 'function') this.buildOrm = orm;
+    else this.adoptOrm(orm);
+    if (config.idlePoolTimeout) {
+      this.idleTimer = new IdlePoolTimer(config.idlePoolTimeout, () => this.closeIdlePool());
+    }
+  }
+
+  /** Builds a lazy connection's MikroORM instance on first use; undefined once built (or never lazy). */
+  private buildOrm?: () => MikroORM;
+
+  /** The MikroORM instance (a lazy connection's is built on first use). */
+  get orm(): MikroORM {
+    if (!this.ormInstance) {
+      const build = this.buildOrm!;
+      this.buildOrm = undefined;
+      this.adoptOrm(build());
+    }
+    return this.ormInstance!;
+  }
+
+  /**
+   * False for a lazy connection whose MikroORM instance is not built yet (nothing used it).
+   * @internal
+   */
+  get ormBuilt(): boolean {
+    return this.ormInstance !== undefined;
+  }
+
+  /** Takes the ORM built for this connection: our errors pass through it, and its queries open an idle pool first. */
+  private adoptOrm(orm: MikroORM): void {
+    this.ormInstance = orm;
+    keepOurErrorsThroughTheOrm(orm, (error) => error instanceof DbManagerError, (cause) => this.closedError(cause), (m) => this.warnOnce(m));
+    openBeforeQueries(orm, () => this.beforeQuery(), (m) => this.warnOnce(m));
   }
 
   /**
@@ -92,30 +141,16 @@ export class DbConnection {
       closed: (reason) => self?.emit('closed', reason),
       connectionError: (error) => self?.emit('connectionError', error),
     });
-    const { options, notApplicable } = driver.ormOptions(config);
-    const { mikroOrm } = config;
-    const logger = new Logger(`DbManager:${config.name}`);
-    const orm = await MikroORM.init({
-      ...mikroOrm,
-      ...options,
-      driver: ormDriver,
-      contextName: config.name,
-      connect: false,
-      ensureDatabase: false,
-      discovery: { warnWhenNoEntities: false, ...mikroOrm.discovery },
-      // Queries are logged by our own listener with literals masked (MikroORM's own query log would repeat them).
-      debug: mikroOrm.debug ?? (config.enableLogging ? ['info'] : false),
-      logger: mikroOrm.logger ?? ((message: string) => logger.log(message)),
-    } as Options);
+    const { notApplicable } = driver.ormOptions(config);
+    // A lazy connection builds its ORM on first use: a thousand tenants cost a thousand ORMs only once all are used.
+    const orm = config.lazy ? () => initOrmSync(ormOptions(config, driver, ormDriver)) : await MikroORM.init(ormOptions(config, driver, ormDriver));
     self = new DbConnection(config, driver, orm, counters);
-    const connection = self;
-    keepOurErrorsThroughTheOrm(orm, (error) => error instanceof DbManagerError, (cause) => connection.closedError(cause), (m) => connection.logger.warn(m));
     if (config.enableLogging) logConnectionEvents(self, self.logger);
     for (const line of notApplicable) self.logger.warn(line);
     return self;
   }
 
-  /** `connecting`, `up`, `down` or `closed`. */
+  /** `connecting`, `up`, `down`, `idle` or `closed`. */
   get status(): ConnectionStatus {
     return this.currentStatus;
   }
@@ -123,6 +158,11 @@ export class DbConnection {
   /** Must be up for the app to start and for /health to be 200. */
   get critical(): boolean {
     return this.config.critical;
+  }
+
+  /** `enable_metrics`: whether this connection exports Prometheus series. */
+  get metricsEnabled(): boolean {
+    return this.config.enableMetrics;
   }
 
   /** What `getDefaultDatabase()` hands out for this connection. */
@@ -135,7 +175,10 @@ export class DbConnection {
     return { ...this.config, password: this.config.password ? '***' : undefined, dsn: this.config.dsn ? this.target.display : undefined };
   }
 
-  /** The EntityManager: inside a request it resolves to that request's fork; outside one, use `em.fork()`. */
+  /**
+   * The EntityManager: inside a request it resolves to that request's fork; outside one, use `em.fork()`. Its first
+   * query opens an idle pool.
+   */
   get em(): EntityManager {
     this.assertOpen();
     return this.orm.em;
@@ -143,6 +186,7 @@ export class DbConnection {
 
   /** The Knex query builder on this connection's pool: SQL connections on MikroORM 6 (on 7, use `kysely()`). */
   knex<K = KnexQueryBuilder>(): K {
+    if (this.mayIdle) return this.handle('sql', 'knex()', (session) => session.knex?.()) as K;
     const session = this.openSession('sql', 'knex()');
     if (!session.knex) throw new QueryBuilderUnavailableError(this.name, 'knex()', mikroOrm().version);
     return session.knex() as K;
@@ -153,6 +197,7 @@ export class DbConnection {
    * database interface for typed queries: `kysely<Database>().selectFrom('users')…`.
    */
   kysely<DB = any>(): KyselyQueryBuilder<DB> {
+    if (this.mayIdle) return this.handle('sql', 'kysely()', (session) => session.kysely?.()) as KyselyQueryBuilder<DB>;
     const session = this.openSession('sql', 'kysely()');
     if (!session.kysely) throw new QueryBuilderUnavailableError(this.name, 'kysely()', mikroOrm().version);
     return session.kysely() as KyselyQueryBuilder<DB>;
@@ -160,23 +205,93 @@ export class DbConnection {
 
   /** The MongoClient (MongoDB only). */
   mongo<M = unknown>(): M {
+    if (this.mayIdle) return this.handle('mongo', 'mongo()', (session) => session.mongo?.()) as M;
     return this.openSession('mongo', 'mongo()').mongo!() as M;
   }
 
   /**
    * Lends the raw driver client (a `pg.Client`, a sqlite3 `Database`, …) from the shared pool and gives it back
    * after `fn`. Inside `em.transactional` it lends the transaction's connection. Do not end or release it yourself.
+   * An idle pool is opened first.
    */
   async withNativeClient<T, C = unknown>(fn: (client: C) => Promise<T> | T): Promise<T> {
+    this.checkFamily('sql', 'withNativeClient()');
+    if (this.mayIdle) await this.open();
     return this.openSession('sql', 'withNativeClient()').withNativeClient(fn as (client: unknown) => Promise<T> | T);
+  }
+
+  /**
+   * Opens the pool now if it is idle (a `lazy` connection not used yet, or one idle_pool_timeout closed); resolves at
+   * once when it is open. Queries do this by themselves: call it before reading a synchronous result (`compile()`)
+   * off `kysely()` or `knex()`. Rejects with the connect error, leaving the connection down (the health loop brings it
+   * back).
+   */
+  async open(): Promise<void> {
+    this.assertOpen();
+    this.idleTimer?.touch();
+    if (this.session && !this.parking) return;
+    // Down with no pool (never reached): the first use tries too, as the loop's reconnect does.
+    this.reopening ??= this.reopen().finally(() => (this.reopening = undefined));
+    return this.reopening;
+  }
+
+  private async reopen(): Promise<void> {
+    await this.parking;
+    if (this.session) return;
+    this.assertOpen();
+    if (this.currentStatus === 'idle') this.setStatus('connecting');
+    await this.connect();
+  }
+
+  /** True when the pool may be closed on purpose, so the accessors hand out handles that reopen it. */
+  private get mayIdle(): boolean {
+    return this.config.lazy || this.config.idlePoolTimeout > 0;
+  }
+
+  /** The handle an accessor gives out (one per accessor): forwards to the live object, or opens the pool first. */
+  private handle(family: 'sql' | 'mongo', what: 'kysely()' | 'knex()' | 'mongo()', live: (session: DriverSession) => unknown): unknown {
+    this.checkFamily(family, what);
+    this.assertOpen();
+    this.handles ??= new Map();
+    let handle = this.handles.get(what);
+    if (!handle) {
+      const liveObject = () => {
+        const session = this.parking ? undefined : this.session;
+        if (!session) return undefined;
+        const object = live(session);
+        if (object === undefined) throw new QueryBuilderUnavailableError(this.name, what as 'kysely()' | 'knex()', mikroOrm().version);
+        return object as object;
+      };
+      // The check a plain accessor makes at once (the other major's builder): made once here too.
+      if (this.session) liveObject();
+      else if (what !== 'mongo()' && what !== (mikroOrm().major === 6 ? 'knex()' : 'kysely()')) throw new QueryBuilderUnavailableError(this.name, what, mikroOrm().version);
+      handle = openingHandle({ live: liveObject, open: () => this.open(), touch: () => this.idleTimer?.touch() });
+      this.handles.set(what, handle);
+    }
+    return handle;
+  }
+
+  /** Runs before every query MikroORM's EntityManagers make: counts as use, and opens an idle pool first. */
+  private async beforeQuery(): Promise<void> {
+    this.idleTimer?.touch();
+    // MikroORM's own queries while a session opens the pool (connect-time statements) go straight through.
+    if (openingSession.getStore() === this) return;
+    if (this.session && !this.parking) return;
+    if (this.currentStatus === 'closed') return;
+    await this.open();
+  }
+
+  private checkFamily(family: 'sql' | 'mongo', what: string): void {
+    if (this.driver.accessFamily !== family) {
+      throw family === 'sql' ? new NotSqlDatabaseError(this.name, this.type, what) : new NotMongoDatabaseError(this.name, this.type);
+    }
   }
 
   /** The session behind an access path of `family`, or the error that says why there is none. */
   private openSession(family: 'sql' | 'mongo', what: string): DriverSession {
     this.assertOpen();
-    if (this.driver.accessFamily !== family) {
-      throw family === 'sql' ? new NotSqlDatabaseError(this.name, this.type, what) : new NotMongoDatabaseError(this.name, this.type);
-    }
+    this.checkFamily(family, what);
+    this.idleTimer?.touch();
     if (!this.session) {
       const pool = family === 'mongo' ? 'the MongoDB client' : 'the connection pool';
       throw new Error(
@@ -229,6 +344,8 @@ export class DbConnection {
    */
   async healthCheck(options: { timeout?: number } = {}): Promise<ConnectionHealth> {
     if (this.currentStatus === 'closed') return { status: 'down', responseTimeMs: 0, error: 'connection is closed' };
+    // No pool open on purpose: a ping would open one (and keep it from going idle). Reported up, marked idle.
+    if (this.currentStatus === 'idle') return { status: 'up', responseTimeMs: 0, idle: true };
     const timeout = options.timeout ?? this.config.healthCheckTimeout;
     this.inFlightPing ??= this.traced('dbmanager.health_check', () => this.runPing(timeout), healthOutcome).finally(() => (this.inFlightPing = undefined));
     const shared = this.inFlightPing;
@@ -271,6 +388,7 @@ export class DbConnection {
    */
   async reconnect(): Promise<boolean> {
     if (this.currentStatus === 'closed') return false;
+    if (this.currentStatus === 'idle') return true;
     this.inFlightReconnect ??= this.traced('dbmanager.reconnect', async () => {
       const health = await this.healthCheck();
       const ok = health.status === 'up';
@@ -340,6 +458,8 @@ export class DbConnection {
   private async shutdown(drainMs: number): Promise<void> {
     const started = performance.now();
     this.setStatus('closed');
+    this.idleTimer?.stop();
+    await this.parking;
     // Connects and pings in flight are the connection's own work: cancelled at once, not waited for.
     this.stopping.abort();
     await Promise.allSettled([this.inFlightPing, this.inFlightReconnect, ...this.inFlightConnects]);
@@ -409,33 +529,69 @@ export class DbConnection {
     return this.tracing ? this.tracing.span(name, fn, (error) => this.redact(errorMessage(error)), outcome) : fn();
   }
 
-  /** The open session, opening the pool first when there is none (at startup, or after the client could not connect). */
+  /** The open session, opening the pool first when there is none (at startup, after the client could not connect, or idle). */
   private async openPool(): Promise<DriverSession> {
     if (this.session) return this.session;
+    this.openingPool ??= this.openNewPool().finally(() => (this.openingPool = undefined));
+    return this.openingPool;
+  }
+
+  private async openNewPool(): Promise<DriverSession> {
+    await this.parking;
+    if (this.session) return this.session;
+    const orm = this.orm;
     try {
-      this.session = await this.driver.open(this.orm, {
+      const session = await openingSession.run(this, () => this.driver.open(orm, {
         config: this.config,
         observer: this.counters,
         queries: this.queries,
         closedError: (cause) => this.closedError(cause),
         describeError: (error) => this.describeError(error),
-        warn: (message) => {
-          if (this.warned.has(message)) return;
-          this.warned.add(message);
-          this.logger.warn(message);
-        },
-      });
-      return this.session;
+        warn: (message) => this.warnOnce(message),
+      }));
+      this.session = session;
+      this.idleTimer?.touch();
+      return session;
     } catch (error) {
-      await this.orm.close(true).catch(() => undefined);
+      await orm.close(true).catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * idle_pool_timeout passed with no use: closes the pool (status `idle`); the next use opens a new one. Not while
+   * anything holds or waits for a pooled connection, a ping runs, or the connection is not up.
+   * True when done; false when it is not the moment (the timer looks again later).
+   */
+  private closeIdlePool(): boolean {
+    const session = this.session;
+    // Not up: nothing to close now; the timer starts again when it is up.
+    if (this.currentStatus !== 'up' || !session) return true;
+    if (this.parking || this.reopening || this.openingPool) return false;
+    const { inUse, pending } = session.gauges();
+    if (inUse + pending > 0 || this.inFlightPing || this.inFlightReconnect || this.inFlightConnects.size) return false;
+    this.session = undefined;
+    this.setStatus('idle');
+    this.logger.debug(`pool closed after ${this.config.idlePoolTimeout} ms unused (idle_pool_timeout); the next use reopens it`);
+    this.parking = session
+      .close()
+      .catch((error) => this.logger.warn(`closing the idle pool failed: ${this.redact(errorMessage(error))}`))
+      .finally(() => (this.parking = undefined));
+    return true;
+  }
+
+  /** A dependency lacks a shape an adapter needs: said once per connection, however often the pool is reopened. */
+  private warnOnce(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    this.logger.warn(message);
   }
 
   private recordSuccess(): void {
     this.lastCheck = new Date();
     this.lastFailure = null;
     this.setStatus('up');
+    this.idleTimer?.start();
   }
 
   private recordFailure(error: unknown): string {
@@ -472,6 +628,28 @@ export class DbConnection {
   private assertOpen(): void {
     if (this.currentStatus === 'closed') throw new ConnectionClosedError(this.name);
   }
+}
+
+/** The connection whose session is opening its pool in this async context: MikroORM's queries meanwhile pass. */
+const openingSession = new AsyncLocalStorage<DbConnection>();
+
+/** MikroORM's options for a connection: ours over the user's `mikro_orm`, the pool opened later by its session. */
+function ormOptions(config: ConnectionConfig, driver: DbDriver, ormDriver: OrmDriverClass): Options {
+  const { options } = driver.ormOptions(config);
+  const { mikroOrm } = config;
+  const logger = new Logger(`DbManager:${config.name}`);
+  return {
+    ...mikroOrm,
+    ...options,
+    driver: ormDriver,
+    contextName: config.name,
+    connect: false,
+    ensureDatabase: false,
+    discovery: { warnWhenNoEntities: false, ...mikroOrm.discovery },
+    // Queries are logged by our own listener with literals masked (MikroORM's own query log would repeat them).
+    debug: mikroOrm.debug ?? (config.enableLogging ? ['info'] : false),
+    logger: mikroOrm.logger ?? ((message: string) => logger.log(message)),
+  } as Options;
 }
 
 function healthOutcome(result: ConnectionHealth): SpanOutcome {

@@ -23,6 +23,8 @@ export interface DatabaseFacts {
   readonly fields: readonly PerTypeField[];
   /** How it reads a DSN's query parameters, where that differs from libpq's exact names. */
   readonly dsnParams?: DsnParamRules;
+  /** True for a database that lives only in its open pool (SQLite `:memory:`): closing the pool would lose it. */
+  readonly livesInPool?: (filepath: string) => boolean;
   /** Where a string literal or a comment is in its SQL, for the query summaries of spans and logs. */
   readonly sqlDialect?: SanitizeOptions;
 }

@@ -7,4 +7,5 @@ export const sqliteFacts = {
   dsnSchemes: ['sqlite:', 'file:'],
   address: 'filepath',
   fields: ['filepath'],
+  livesInPool: (filepath) => filepath === ':memory:' || filepath.startsWith('file::memory:'),
 } as const satisfies DatabaseFacts;

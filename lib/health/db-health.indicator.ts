@@ -13,6 +13,8 @@ export interface DbHealthDetails extends Record<string, unknown> {
   type: string;
   critical: boolean;
   responseTimeMs: number;
+  /** No pool open on purpose (status `idle`): not pinged, counted up. */
+  idle?: boolean;
   message?: string;
 }
 
@@ -38,6 +40,7 @@ export class DbHealthIndicator {
     const connection = this.manager.get(name);
     const health = await connection.healthCheck(options);
     const details: DbHealthDetails = { type: connection.type, critical: connection.critical, responseTimeMs: health.responseTimeMs };
+    if (health.idle) details.idle = true;
     if (health.status === 'up') return check.up(details);
     details.message = health.error;
     return connection.critical ? check.down(details) : check.degraded(details);

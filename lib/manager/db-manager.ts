@@ -124,6 +124,8 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
    * failures, and for every connection when `signal` aborts.
    */
   private async connectWithRetry(connection: DbConnection, signal: AbortSignal): Promise<void> {
+    // Lazy: no pool until first use, nothing to verify now.
+    if (connection.status === 'idle') return;
     const attempts = connection.critical ? this.config.retryAttempts : 1;
     const isPermanent = (error: unknown) => error instanceof DriverNotInstalledError || connection.isPermanentError(error);
     try {
@@ -223,7 +225,7 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
 
   /**
    * Adds and connects a connection at runtime (same retry as startup). Resolves when it is usable; with
-   * `critical: false` it may resolve down and heal in the background. A name in use (or being added) is a
+   * `critical: false` it may resolve down and heal in the background; a `lazy` one resolves at once, idle. A name in use (or being added) is a
    * `DbManagerConfigError`; after close() it is a `ConnectionClosedError`. `remove(name)` or close() while it is
    * still retrying stops it: it then rejects with a `ConnectionAbortedError`.
    */
@@ -309,7 +311,8 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
   /** Pool figures and health for every connection. */
   stats(): DbManagerStats {
     const connections = Object.fromEntries(this.all().map((c) => [c.name, c.stats()]));
-    const healthyCount = Object.values(connections).filter((s) => s.status === 'up').length;
+    // Idle is healthy: no pool open on purpose, the next use opens it.
+    const healthyCount = Object.values(connections).filter((s) => s.status === 'up' || s.status === 'idle').length;
     return { totalConnections: this.connections.size, healthyCount, unhealthyCount: this.connections.size - healthyCount, connections };
   }
 

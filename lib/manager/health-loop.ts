@@ -85,7 +85,7 @@ export class HealthLoop {
       for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
         // A background wait: it must not keep the process alive.
         await sleep(backoffDelay(attempt, this.settings.retry), this.stopping.signal, { background: true });
-        if (this.stopping.signal.aborted || connection.status === 'closed' || connection.status === 'up') return;
+        if (this.stopping.signal.aborted || connection.status !== 'down') return;
         if (await connection.reconnect()) return;
       }
     })()

@@ -31,6 +31,11 @@ interface Tracked {
   labels: { name: string; type: string };
   acquires: AcquireTally;
   off: Array<() => void>;
+  /**
+   * False until the connection first opens its pool: a lazy tenant never used exports only its info and status
+   * series (two, not ~40), so a thousand declared tenants cost a thousand times two.
+   */
+  opened: boolean;
 }
 
 /**
@@ -62,11 +67,13 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
   }
 
   readStatus(gauge: Gauge<string>): void {
-    for (const { connection, labels } of this.tracked.values()) gauge.set(labels, connection.status === 'up' ? 1 : 0);
+    for (const { connection, labels } of this.tracked.values()) gauge.set(labels, connection.status === 'up' || connection.status === 'idle' ? 1 : 0);
   }
 
   readPoolSize(gauge: Gauge<string>): void {
     for (const { connection, labels } of this.tracked.values()) {
+      // No pool open on purpose: its sizes are all 0, and absent series sum the same.
+      if (connection.status === 'idle') continue;
       const g = connection.gauges();
       const values: Record<(typeof POOL_STATES)[number], number> = { open: g.open, in_use: g.inUse, idle: g.idle, pending: g.pending, max: g.max };
       for (const state of POOL_STATES) gauge.set({ ...labels, state }, values[state]);
@@ -84,7 +91,7 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
   }
 
   readAcquireDuration(into: HistogramEntry[]): void {
-    for (const { acquires, labels } of this.tracked.values()) into.push(acquires.entry(labels));
+    for (const { acquires, labels, opened } of this.tracked.values()) if (opened) into.push(acquires.entry(labels));
   }
 
   /** Stops recording and unregisters the metrics (the last app out removes them from prom-client's registry). */
@@ -97,20 +104,26 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
   }
 
   private track(connection: DbConnection): void {
-    if (this.stopped || !connection.settings.enableMetrics || this.tracked.has(connection.name)) return;
+    if (this.stopped || !connection.metricsEnabled || this.tracked.has(connection.name)) return;
     const labels = { name: connection.name, type: connection.type };
     const m = this.metrics;
-    // Counters start from what the connection counted before we were listening (startup), so they match stats().
-    const stats = connection.stats();
-    m.waits.inc(labels, stats.waitCount);
-    m.waitSeconds.inc(labels, stats.waitDurationMs / 1000);
-    m.timeouts.inc(labels, stats.timeouts);
-    m.lifetimeClosed.inc(labels, stats.lifetimeClosed);
-    m.idleClosed.inc(labels, stats.idleClosed);
-    m.maxIdleClosed.inc(labels, stats.maxIdleClosed);
-    for (const result of RECONNECT_RESULTS) m.reconnectAttempts.inc({ ...labels, result }, 0);
-    m.healthCheckDuration.zero(labels);
     const acquires = new AcquireTally();
+    const tracked: Tracked = { connection, labels, acquires, off: [], opened: false };
+    const opened = () => {
+      if (tracked.opened) return;
+      tracked.opened = true;
+      // Counters start from what the connection counted before we were listening (startup), so they match stats().
+      const stats = connection.stats();
+      m.waits.inc(labels, stats.waitCount);
+      m.waitSeconds.inc(labels, stats.waitDurationMs / 1000);
+      m.timeouts.inc(labels, stats.timeouts);
+      m.lifetimeClosed.inc(labels, stats.lifetimeClosed);
+      m.idleClosed.inc(labels, stats.idleClosed);
+      m.maxIdleClosed.inc(labels, stats.maxIdleClosed);
+      for (const result of RECONNECT_RESULTS) m.reconnectAttempts.inc({ ...labels, result }, 0);
+      m.healthCheckDuration.zero(labels);
+    };
+    if (connection.status !== 'idle') opened();
 
     const off = [
       // The hot path: plain arithmetic, published to prom-client at scrape time.
@@ -127,8 +140,12 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
       }),
       connection.on('healthCheck', (result) => m.healthCheckDuration.observe(labels, result.responseTimeMs / 1000)),
       connection.on('reconnect', (result) => m.reconnectAttempts.inc({ ...labels, result })),
+      connection.on('status', (status) => {
+        if (status !== 'idle') opened();
+      }),
     ];
-    this.tracked.set(connection.name, { connection, labels, acquires, off });
+    tracked.off = off;
+    this.tracked.set(connection.name, tracked);
   }
 
   private untrack(connection: DbConnection): void {

@@ -205,6 +205,28 @@ describe('Prometheus metrics over GET /metrics', () => {
     expect(later.value(METRIC.connections, { type: 'postgres' })).toBe(1);
   });
 
+  it('exports only info and status for a lazy tenant never used, status 1 while idle, everything once it opened', async () => {
+    const tenants = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`t${i}`, sqlite(`tenant-${i}.db`, { lazy: true, idle_pool_timeout: '1s' })]));
+    const { manager, scrape } = await startApp({ health_check_interval: '100ms', connections: tenants });
+    const s = await scrape();
+    expect(s.withLabel('name', 't5').map((sample) => sample.name).sort()).toEqual([METRIC.info, METRIC.status]);
+    expect(s.value(METRIC.status, { name: 't5' })).toBe(1);
+    expect(s.value(METRIC.connections, { type: 'sqlite' })).toBe(30);
+    // Two series per idle tenant: 30 tenants are 60 series, not 30 × ~40.
+    expect(s.samples.filter((sample) => sample.labels.name !== undefined)).toHaveLength(60);
+
+    await builderQuery(manager.get('t5'), 'select 1');
+    const used = await scrape();
+    expect(used.value(METRIC.poolSize, { name: 't5', state: 'open' })).toBe(1);
+    expect(used.withLabel('name', 't5').length).toBeGreaterThan(20);
+    // Closed again by idle_pool_timeout: still 1 (healthy), no pool sizes, its counters kept.
+    await vi.waitFor(() => expect(manager.get('t5').status).toBe('idle'), { timeout: 5_000, interval: 50 });
+    const idle = await scrape();
+    expect(idle.value(METRIC.status, { name: 't5' })).toBe(1);
+    expect(idle.value(METRIC.poolSize, { name: 't5', state: 'open' })).toBeUndefined();
+    expect(idle.value(METRIC.waits, { name: 't5' })).toBe(0);
+  });
+
   it('keeps the contract names when the app prefixes its metrics (customMetricPrefix, global module)', async () => {
     const prefixed = PrometheusModule.register({ global: true, customMetricPrefix: 'shop', defaultMetrics: { enabled: false } });
     const { scrape } = await startApp({ connections: { main: sqlite('f.db') } }, prefixed);

@@ -1,4 +1,4 @@
-import { type EntityManager, type MikroORM, RequestContext, TransactionContext } from '@mikro-orm/core';
+import { type EntityManager, MikroORM, type Options, RequestContext, TransactionContext } from '@mikro-orm/core';
 
 /**
  * MikroORM. `RequestContext.create()` (public) forks every connection's EntityManager on every request — a thousand
@@ -52,4 +52,37 @@ export function keepOurErrorsThroughTheOrm(orm: MikroORM, ours: (error: unknown)
 export async function connectWithDriverOptions(orm: MikroORM, driverOptions: unknown): Promise<void> {
   orm.config.set('driverOptions', driverOptions as never);
   await orm.em.getDriver().reconnect();
+}
+
+/**
+ * Builds a MikroORM instance synchronously, for a `lazy` connection whose ORM is built on first use (the synchronous
+ * `em` getter may be that use). MikroORM 6 has `initSync`; MikroORM 7's constructor discovers synchronously. Both
+ * need entities given as classes or schemas (folder discovery is asynchronous).
+ */
+export function initOrmSync(options: Options): MikroORM {
+  const Orm = MikroORM as unknown as { initSync?: (o: Options) => MikroORM };
+  if (typeof Orm.initSync === 'function') return Orm.initSync(options);
+  return new MikroORM({ ...options, discovery: { ...options.discovery, skipSyncDiscovery: false } } as Options);
+}
+
+/**
+ * Runs `beforeQuery` before MikroORM's connection runs anything: every query of every EntityManager of this ORM
+ * (injected, forked, a request's) calls the connection's `ensureConnection()` first (public: MikroORM's own lazy
+ * connect), and MikroORM 6 starts a transaction through `begin()` without it. Left alone, MikroORM would connect an
+ * idle connection by itself, on options no session watches (MikroORM 6 never even marks a closed connection
+ * disconnected).
+ */
+export function openBeforeQueries(orm: MikroORM, beforeQuery: () => Promise<void>, warn: (message: string) => void): void {
+  const connection = orm.em.getDriver().getConnection() as unknown as Record<string, unknown>;
+  for (const method of ['ensureConnection', 'begin'] as const) {
+    const original = connection[method];
+    if (typeof original !== 'function') {
+      warn(`this MikroORM version has no connection.${method}(): an idle pool is not reopened by the EntityManager itself`);
+      continue;
+    }
+    connection[method] = async function (this: unknown, ...args: unknown[]) {
+      await beforeQuery();
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    };
+  }
 }
