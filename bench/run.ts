@@ -4,7 +4,6 @@ import { startTestPostgres } from '../test/support/embedded-postgres';
 import { health } from './health';
 import { memory } from './memory';
 import { metricsScrape } from './metrics-scrape';
-import { poolOverhead } from './pool-overhead';
 import { queryPath } from './query-path';
 import { recovery } from './recovery';
 import { startup } from './startup';
@@ -18,8 +17,7 @@ import { Report } from './support/report';
 const quick = process.env.BENCH_QUICK === '1';
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 const settings = {
-  query: { rounds: quick ? 2 : 10, cellMs: quick ? 200 : 400, warmupMs: quick ? 100 : 300 },
-  pool: { rounds: quick ? 2 : 8, cellMs: quick ? 100 : 150 },
+  query: { rounds: quick ? 2 : 12, cellMs: quick ? 150 : 250, warmupMs: quick ? 200 : 500, profileDir: process.env.BENCH_PROFILE },
   startup: { rounds: quick ? 1 : 5 },
   health: { rounds: quick ? 2 : 5, requests: { 4: quick ? 30 : 200, 50: quick ? 10 : 50 }, blackHoleRounds: quick ? 1 : 3, blackHoleRequests: 4 },
   metrics: { rounds: quick ? 1 : 4, scrapes: quick ? 10 : 50 },
@@ -30,7 +28,6 @@ const settings = {
 type Section = (report: Report, server: Awaited<ReturnType<typeof startTestPostgres>>) => Promise<unknown>;
 const SECTIONS: { key: string; run: Section }[] = [
   { key: 'query', run: (report, server) => queryPath(report, server, settings.query) },
-  { key: 'pool', run: (report, server) => poolOverhead(report, server, settings.pool) },
   { key: 'startup', run: (report, server) => startup(report, server, settings.startup) },
   { key: 'health', run: (report, server) => health(report, server, settings.health) },
   { key: 'metrics', run: (report, server) => metricsScrape(report, server, settings.metrics) },

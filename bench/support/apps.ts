@@ -67,10 +67,13 @@ export interface AnchorContext {
 let anchorApps = 0;
 
 /**
- * The anchor: @mikro-orm/nestjs 6.1.2 with one MikroOrmModule.forRoot per context (its documented multi-database set-up),
+ * The anchor: @mikro-orm/nestjs (7.1.0 on MikroORM 7, 6.1.2 on 6) with one MikroOrmModule.forRoot per context (its documented multi-database set-up),
  * Terminus' MikroOrmHealthIndicator on every context, PrometheusModule. MikroORM options are left at their defaults.
  */
-export async function startAnchorApp(contexts: AnchorContext[], options: { listen?: boolean; healthTimeoutMs?: number } = {}): Promise<AnchorApp> {
+export async function startAnchorApp(
+  contexts: AnchorContext[],
+  options: { listen?: boolean; healthTimeoutMs?: number; pool?: { min: number; max: number } } = {},
+): Promise<AnchorApp> {
   const seq = ++anchorApps;
   // Context names are a global list in @mikro-orm/nestjs; a failed startup never runs the shutdown hook that clears it.
   CONTEXT_NAMES.length = 0;
@@ -82,6 +85,7 @@ export async function startAnchorApp(contexts: AnchorContext[], options: { liste
       driver: PostgreSqlDriver,
       clientUrl: url,
       discovery: { warnWhenNoEntities: false },
+      ...(options.pool ? { pool: options.pool } : {}),
     }),
   );
   const controller = anchorHealthController(
