@@ -41,7 +41,7 @@ export interface QueryPathSettings {
   rounds: number;
   cellMs: number;
   warmupMs: number;
-  /** A folder: every variant's process writes a V8 CPU profile there (node --cpu-prof). */
+  /** A folder: every variant's process writes a V8 CPU profile of its queries there (`<variant>.cpuprofile`). */
   profileDir?: string;
 }
 
@@ -58,8 +58,8 @@ class VariantProcess {
 
   constructor(readonly key: VariantKey, url: string, profileDir?: string) {
     this.child = fork(join(__dirname, 'query-child.js'), [], {
-      env: { ...process.env, BENCH_VARIANT: key, BENCH_URL: url },
-      execArgv: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${key.replace(':', '-')}.cpuprofile`] : [],
+      env: { ...process.env, BENCH_VARIANT: key, BENCH_URL: url, BENCH_PROFILE: profileDir ?? '' },
+      execArgv: [],
     });
     this.child.on('message', (message: ChildMessage) => {
       const waiter = this.waiter;

@@ -7,12 +7,13 @@ import { metricsScrape } from './metrics-scrape';
 import { queryPath } from './query-path';
 import { recovery } from './recovery';
 import { startup } from './startup';
-import { Report } from './support/report';
+import { load, Report } from './support/report';
 
 /**
  * `npm run bench`: every section against one embedded PostgreSQL started here, variants interleaved within each
  * section. Prints each table as it is measured and writes bench/RESULTS.md at the end.
- * BENCH_ONLY=query,startup,… runs some sections (RESULTS.md is then not written); BENCH_QUICK=1 shortens everything.
+ * BENCH_ONLY=query,startup,… runs some sections (RESULTS.md is then not written); BENCH_QUICK=1 shortens everything;
+ * BENCH_PROFILE=<folder> has every query-path variant write a CPU profile of its queries there (open it in Chrome DevTools).
  */
 const quick = process.env.BENCH_QUICK === '1';
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
@@ -38,6 +39,7 @@ const SECTIONS: { key: string; run: Section }[] = [
 async function main(): Promise<void> {
   Logger.overrideLogger(false); // the library's own log lines (connected, down, up again) would bury the tables
   const startedAt = new Date();
+  const loadBefore = load();
   const t0 = performance.now();
   const report = new Report();
   const server = await startTestPostgres();
@@ -55,12 +57,13 @@ async function main(): Promise<void> {
   const totalMs = performance.now() - t0;
   console.log(`\n## Summary\n\n${report.summaryTable()}\n\nTotal: ${(totalMs / 1000).toFixed(0)} s`);
   if (!only && !quick) {
-    const path = join(__dirname, '..', '..', '..', 'bench', 'RESULTS.md');
+    const path = process.env.DBM_BENCH_RESULTS ?? join(__dirname, '..', '..', '..', 'bench', 'RESULTS.md');
     report.write(path, {
-      command: 'npm run bench',
+      command: process.env.DBM_BENCH_COMMAND ?? 'npm run bench',
+      loadBefore,
       startedAt,
       totalMs,
-      settings: `query path ${settings.query.rounds} rounds × ${settings.query.cellMs} ms per cell and variant`,
+      settings: `query path ${settings.query.rounds} rounds × ${settings.query.cellMs} ms per cell and variant (warm-up ${settings.query.warmupMs} ms per workload and concurrency)`,
     });
     console.log(`Wrote ${path}`);
   }
