@@ -41,6 +41,8 @@ export interface QueryPathSettings {
   rounds: number;
   cellMs: number;
   warmupMs: number;
+  /** Only these variants (while working on one path); all of this leg's by default. */
+  variants?: string[];
   /** A folder: every variant's process writes a V8 CPU profile of its queries there (`<variant>.cpuprofile`). */
   profileDir?: string;
 }
@@ -97,7 +99,7 @@ class VariantProcess {
 
 export async function queryPath(report: Report, server: TestPostgres, settings: QueryPathSettings): Promise<QueryPathOutcome> {
   await createTable(server.url);
-  const keys = variantsOfThisLeg();
+  const keys = variantsOfThisLeg().filter((k) => !settings.variants || settings.variants.includes(k));
   const cells = WORKLOADS.flatMap((_, workload) => CONCURRENCIES.map((concurrency) => ({ workload, concurrency })));
   // samples[cell][variant][round]
   const samples = cells.map(() => Object.fromEntries(keys.map((k) => [k, [] as CellSample[]])) as Record<VariantKey, CellSample[]>);
@@ -158,7 +160,7 @@ function writeTables(
   const perComparison = comparisons.map(() => [] as number[]);
   for (const [i, cell] of cells.entries()) {
     const s = samples[i]!;
-    const aaCpu = interval(differences(s['control:pool'], s['bare:pool']));
+    const aaCpu = s['control:pool'].length && s['bare:pool'].length ? interval(differences(s['control:pool'], s['bare:pool'])) : { low: Number.NaN, high: Number.NaN };
     // The A/A control's own CPU difference bounds what "within the noise" means in this cell.
     const noise = Math.max(Math.abs(aaCpu.low), Math.abs(aaCpu.high));
     for (const [k, c] of comparisons.entries()) {

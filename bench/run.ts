@@ -13,12 +13,12 @@ import { load, Report } from './support/report';
  * `npm run bench`: every section against one embedded PostgreSQL started here, variants interleaved within each
  * section. Prints each table as it is measured and writes bench/RESULTS.md at the end.
  * BENCH_ONLY=query,startup,… runs some sections (RESULTS.md is then not written); BENCH_QUICK=1 shortens everything;
- * BENCH_PROFILE=<folder> has every query-path variant write a CPU profile of its queries there (open it in Chrome DevTools).
+ * BENCH_VARIANTS=bare:pool,ours:native,… runs some query-path variants; BENCH_PROFILE=<folder> has every query-path variant write a CPU profile of its queries there (open it in Chrome DevTools).
  */
 const quick = process.env.BENCH_QUICK === '1';
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 const settings = {
-  query: { rounds: quick ? 2 : 12, cellMs: quick ? 150 : 250, warmupMs: quick ? 200 : 500, profileDir: process.env.BENCH_PROFILE },
+  query: { rounds: Number(process.env.BENCH_ROUNDS) || (quick ? 2 : 12), cellMs: quick ? 150 : 250, warmupMs: quick ? 200 : 500, profileDir: process.env.BENCH_PROFILE, variants: process.env.BENCH_VARIANTS?.split(',') },
   startup: { rounds: quick ? 1 : 5 },
   health: { rounds: quick ? 2 : 5, requests: { 4: quick ? 30 : 200, 50: quick ? 10 : 50 }, blackHoleRounds: quick ? 1 : 3, blackHoleRequests: 4 },
   metrics: { rounds: quick ? 1 : 4, scrapes: quick ? 10 : 50 },
