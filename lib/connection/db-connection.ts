@@ -167,8 +167,15 @@ export class DbConnection {
    * Lends the raw driver client (a `pg.Client`, a sqlite3 `Database`, …) from the shared pool and gives it back
    * after `fn`. Inside `em.transactional` it lends the transaction's connection. Do not end or release it yourself.
    */
-  async withNativeClient<T, C = unknown>(fn: (client: C) => Promise<T> | T): Promise<T> {
-    return this.openSession('sql', 'withNativeClient()').withNativeClient(fn as (client: unknown) => Promise<T> | T);
+  withNativeClient<T, C = unknown>(fn: (client: C) => Promise<T> | T): Promise<T> {
+    // Not async: a second async frame around the session's would cost every native query a promise and a tick.
+    let session: DriverSession;
+    try {
+      session = this.openSession('sql', 'withNativeClient()');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return session.withNativeClient(fn as (client: unknown) => Promise<T> | T);
   }
 
   /** The session behind an access path of `family`, or the error that says why there is none. */
