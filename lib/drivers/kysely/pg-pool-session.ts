@@ -222,19 +222,40 @@ export class PgPoolSession implements DriverSession {
    * Lends a pooled `pg` client and releases it after `fn`. Inside `em.transactional` it lends the transaction's own
    * client, so a one-connection pool cannot deadlock.
    */
-  async withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T> {
+  withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T> {
     const transaction = currentTransaction(this.context.config.name, this.orm.em);
-    if (transaction) {
-      const client = await identifyTransactionClient(transaction, (send) => this.clients.identify(send));
-      if (!client) throw new Error(`Connection "${this.context.config.name}": the transaction's client could not be found to lend it`);
-      return fn(client);
-    }
-    const client = await this.pool!.connect();
-    try {
-      return await fn(client);
-    } finally {
-      client.release();
-    }
+    if (transaction) return this.lendTransactionClient(transaction, fn);
+    // Not async, and the client goes back the moment fn settles: no frame, promise or tick beyond the pool's own.
+    return this.pool!.connect().then((client) => {
+      let result: Promise<T> | T;
+      try {
+        result = fn(client);
+      } catch (error) {
+        client.release();
+        throw error;
+      }
+      if (!isThenable(result)) {
+        client.release();
+        return result;
+      }
+      return result.then(
+        (value) => {
+          client.release();
+          return value;
+        },
+        (error: unknown) => {
+          client.release();
+          throw error;
+        },
+      );
+    });
+  }
+
+  /** Inside `em.transactional`: the transaction's own client, found by a probe through its connection. */
+  private async lendTransactionClient<T>(transaction: unknown, fn: (client: unknown) => Promise<T> | T): Promise<T> {
+    const client = await identifyTransactionClient(transaction, (send) => this.clients.identify(send));
+    if (!client) throw new Error(`Connection "${this.context.config.name}": the transaction's client could not be found to lend it`);
+    return fn(client);
   }
 
   /** A health ping that cannot pile up (BoundedPing); on timeout the connection's socket is destroyed. */
@@ -312,6 +333,10 @@ export class PgPoolSession implements DriverSession {
   }
 }
 
+
+function isThenable<T>(value: Promise<T> | T): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
 
 /** Rejection of a retried connect that outlived the acquire deadline. */
 const DEADLINE = new Error('acquire deadline passed');
