@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
@@ -35,6 +35,7 @@ async function main(): Promise<void> {
   process.on('message', (request: ChildRequest) => {
     if ('close' in request) {
       void (async () => {
+        if (profile) mkdirSync(process.env.BENCH_PROFILE!, { recursive: true });
         if (profile) writeFileSync(join(process.env.BENCH_PROFILE!, `${key.replace(':', '-')}.cpuprofile`), JSON.stringify(await profile()));
         await variant.close();
         send({ closed: true });

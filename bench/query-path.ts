@@ -41,6 +41,8 @@ export interface QueryPathSettings {
   rounds: number;
   cellMs: number;
   warmupMs: number;
+  /** Rounds each set of variant processes runs before a new set replaces it. */
+  roundsPerProcess: number;
   /** Only these variants (while working on one path); all of this leg's by default. */
   variants?: string[];
   /** A folder: every variant's process writes a V8 CPU profile of its queries there (`<variant>.cpuprofile`). */
@@ -103,17 +105,23 @@ export async function queryPath(report: Report, server: TestPostgres, settings: 
   const cells = WORKLOADS.flatMap((_, workload) => CONCURRENCIES.map((concurrency) => ({ workload, concurrency })));
   // samples[cell][variant][round]
   const samples = cells.map(() => Object.fromEntries(keys.map((k) => [k, [] as CellSample[]])) as Record<VariantKey, CellSample[]>);
-  const processes: VariantProcess[] = [];
+  let processes: VariantProcess[] = [];
   try {
-    // One at a time: a process that boots while another measures would steal its CPU.
-    for (const key of keys) {
-      const child = new VariantProcess(key, server.url, settings.profileDir);
-      processes.push(child);
-      await child.next();
-      // Warm-up: fills the pool to its max and lets the JIT settle; not recorded.
-      for (const [workload] of WORKLOADS.entries()) for (const c of [64, 1]) await child.run(workload, c, settings.warmupMs);
-    }
     for (let round = 0; round < settings.rounds; round++) {
+      // Every few rounds a new process per variant: a process's own luck (its heap layout, JIT decisions, the core it
+      // lands on) moved one variant's CPU per query by more than the A/A control showed within one process pair.
+      if (round % settings.roundsPerProcess === 0) {
+        await Promise.all(processes.map((p) => p.close()));
+        processes = [];
+        // One at a time: a process that boots while another measures would steal its CPU.
+        for (const key of keys) {
+          const child = new VariantProcess(key, server.url, settings.profileDir && `${settings.profileDir}/${round}`);
+          processes.push(child);
+          await child.next();
+          // Warm-up: fills the pool to its max and lets the JIT settle; not recorded.
+          for (const [workload] of WORKLOADS.entries()) for (const c of [64, 1]) await child.run(workload, c, settings.warmupMs);
+        }
+      }
       for (const [i, { workload, concurrency }] of cells.entries()) {
         // Alternate the order by round and by cell, so no variant always runs first or last.
         const order = (round + i) % 2 === 0 ? processes : [...processes].reverse();
@@ -149,7 +157,8 @@ function writeTables(
     `1. Query path (MikroORM ${version}, Node ${process.versions.node})`,
     `Closed-loop load against the embedded PostgreSQL, each variant in a process of its own with a pool of max ${POOL_MAX}, ` +
       `run strictly one at a time: ${settings.rounds} rounds × ${settings.cellMs} ms per cell and variant, interleaved, the order ` +
-      'reversed every other round and cell. **ratio** = median over rounds of the two runs\' throughput ratio in the same round, ' +
+      `reversed every other round and cell; a new process per variant every ${settings.roundsPerProcess} rounds, so no variant ` +
+      'keeps one process\'s luck. **ratio** = median over rounds of the two runs\' throughput ratio in the same round, ' +
       'with its 95 % bootstrap interval; **CPU** = the variant process\'s CPU time per query (`process.cpuUsage`), median over ' +
       'rounds; **added CPU** = median of the per-round difference (95 % interval), µs per query. Ours runs in a Nest application ' +
       'context with `DbManagerModule` (Prometheus metrics on, health loop at its default, tracing and logging off).',

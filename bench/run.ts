@@ -18,7 +18,7 @@ import { load, Report } from './support/report';
 const quick = process.env.BENCH_QUICK === '1';
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 const settings = {
-  query: { rounds: Number(process.env.BENCH_ROUNDS) || (quick ? 2 : 20), cellMs: 150, warmupMs: quick ? 200 : 500, profileDir: process.env.BENCH_PROFILE, variants: process.env.BENCH_VARIANTS?.split(',') },
+  query: { rounds: Number(process.env.BENCH_ROUNDS) || (quick ? 2 : 20), cellMs: 150, warmupMs: quick ? 200 : 400, roundsPerProcess: quick ? 1 : 5, profileDir: process.env.BENCH_PROFILE, variants: process.env.BENCH_VARIANTS?.split(',') },
   startup: { rounds: quick ? 1 : 5 },
   health: { rounds: quick ? 2 : 5, requests: { 4: quick ? 30 : 200, 50: quick ? 10 : 50 }, blackHoleRounds: quick ? 1 : 3, blackHoleRequests: 4 },
   metrics: { rounds: quick ? 1 : 4, scrapes: quick ? 10 : 50 },

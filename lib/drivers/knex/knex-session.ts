@@ -75,18 +75,20 @@ export class KnexSession implements DriverSession {
    * Lends the raw driver connection from the shared pool and takes it back after `fn`. Inside `em.transactional` it
    * lends the transaction's own connection, so a one-connection pool cannot deadlock.
    */
-  async withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T> {
+  withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T> {
     const { queries } = this.context;
     const lend = queries && this.dialect.watchNativeClient ? (c: RawConnection) => fn(this.dialect.watchNativeClient!(c, queries)) : fn;
     const inTransaction = transactionConnection(currentTransaction(this.context.config.name, this.orm.em));
-    if (inTransaction) return lend(await inTransaction);
+    if (inTransaction) return inTransaction.then(lend);
+    // Not async: every native query passes here, and an async frame would cost it a promise and a tick of its own.
     const { client } = this.knexInstance;
-    const connection = await client.acquireConnection();
-    try {
-      return await lend(connection);
-    } finally {
-      await client.releaseConnection(connection);
-    }
+    return client.acquireConnection().then(async (connection) => {
+      try {
+        return await lend(connection);
+      } finally {
+        await client.releaseConnection(connection);
+      }
+    });
   }
 
   /**
