@@ -95,12 +95,15 @@ export class Report {
       if (found) parts.set(m, found[0]);
     }
     parts.set(major, part);
+    // A hand-written reading of the runs (targets met or not, and why) between these markers survives a new run.
+    const notes = /<!-- notes -->[\s\S]*?<!-- \/notes -->/.exec(previous)?.[0];
     const lines = [
       '# Benchmark results',
       '',
       'Written by `npm run bench` (MikroORM 7, Node 24) and `npm run bench:mikro-orm-6` (MikroORM 6.6, the system Node 20),',
       'each into its own part below (bench/run.ts); every number in a part is from that one run.',
       '',
+      ...(notes ? [notes, ''] : []),
       ...[7, 6].map((m) => parts.get(m) ?? `<!-- mikro-orm-${m} -->\n# MikroORM ${m} leg\n\nNot run yet.\n<!-- /mikro-orm-${m} -->`).join('\n\n').split('\n'),
       '',
     ];
