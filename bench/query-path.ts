@@ -169,7 +169,7 @@ function writeTables(
   const perComparison = comparisons.map(() => [] as number[]);
   for (const [i, cell] of cells.entries()) {
     const s = samples[i]!;
-    const aaCpu = s['control:pool'].length && s['bare:pool'].length ? interval(differences(s['control:pool'], s['bare:pool'])) : { low: Number.NaN, high: Number.NaN };
+    const aaCpu = s['control:pool']?.length && s['bare:pool']?.length ? interval(differences(s['control:pool'], s['bare:pool'])) : { low: Number.NaN, high: Number.NaN };
     // The A/A control's own CPU difference bounds what "within the noise" means in this cell.
     const noise = Math.max(Math.abs(aaCpu.low), Math.abs(aaCpu.high));
     for (const [k, c] of comparisons.entries()) {
