@@ -4,6 +4,7 @@ import { startTestPostgres } from '../test/support/embedded-postgres';
 import { health } from './health';
 import { memory } from './memory';
 import { metricsScrape } from './metrics-scrape';
+import { pgbouncer } from './pgbouncer';
 import { queryPath } from './query-path';
 import { recovery } from './recovery';
 import { startup } from './startup';
@@ -24,6 +25,7 @@ const settings = {
   metrics: { rounds: quick ? 1 : 4, scrapes: quick ? 10 : 50 },
   recovery: { restarts: quick ? 1 : 3 },
   memory: { rounds: quick ? 1 : 3 },
+  pgbouncer: { rounds: quick ? 2 : 6, cellMs: quick ? 300 : 800 },
 };
 
 type Section = (report: Report, server: Awaited<ReturnType<typeof startTestPostgres>>) => Promise<unknown>;
@@ -34,6 +36,7 @@ const SECTIONS: { key: string; run: Section }[] = [
   { key: 'metrics', run: (report, server) => metricsScrape(report, server, settings.metrics) },
   { key: 'recovery', run: (report, server) => recovery(report, server, settings.recovery) },
   { key: 'memory', run: (report, server) => memory(report, server, settings.memory) },
+  { key: 'pgbouncer', run: (report, server) => pgbouncer(report, server, settings.pgbouncer) },
 ];
 
 async function main(): Promise<void> {

@@ -122,6 +122,18 @@ export class NoDefaultConnectionError extends DbManagerError {
   }
 }
 
+/**
+ * Behind a connection pooler (`pooler: pgbouncer`), something cannot hold: a setting only the server side can provide
+ * (refused at startup, so it is never silently dropped), or a statement that transaction pooling breaks (refused on a
+ * lent native client). The message names the setting or statement and the fix.
+ */
+export class PoolerRefusedError extends DbManagerError {
+  override readonly name = 'PoolerRefusedError';
+  constructor(connectionName: string, pooler: string, what: string, fix: string) {
+    super(`Connection "${connectionName}" (pooler: ${pooler}): ${what}. ${fix}`, connectionName);
+  }
+}
+
 /** A connection could not be opened (after its retries, or at once for errors a retry cannot fix). */
 export class ConnectionFailedError extends DbManagerError {
   override readonly name = 'ConnectionFailedError';
@@ -133,7 +145,7 @@ export class ConnectionFailedError extends DbManagerError {
       ? `This error can pass (the server may come back or free a connection); all ${attempts} attempt${attempts === 1 ? '' : 's'} (retry_attempts) failed.`
       : 'A retry cannot fix this error, so it was tried once.';
     super(
-      `Connection "${connectionName}" (${target}) failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${reason}. ${kind} ` +
+      `Connection "${connectionName}" (${target}) failed after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${reason.replace(/\.$/, '')}. ${kind} ` +
         'Check that the server is reachable and the credentials are right, or mark the connection critical: false to start without it.',
       connectionName,
       { cause },

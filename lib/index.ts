@@ -31,6 +31,7 @@ export {
   NoDefaultConnectionError,
   NotMongoDatabaseError,
   NotSqlDatabaseError,
+  PoolerRefusedError,
   QueryBuilderUnavailableError,
   type ConfigIssue,
 } from './errors';

@@ -7,6 +7,13 @@ import type { DatabaseType } from '../vocabulary';
  * the TypeScript input and output types (config.types.ts), the validator (parse-config.ts, check-value.ts), the JSON
  * Schema for editors (json-schema.ts → config.schema.json) and, through each type's facts (lib/drivers/*.facts.ts),
  * which fields apply to which database.
+ *
+ * A table of our own rather than a schema library (zod 4's toJSONSchema, valibot, TypeBox): what users rely on here is
+ * not what those libraries do by default — both spellings of every key, with an error when one object uses both;
+ * every problem at once with its path and a "did you mean"; duration strings and their floors; secrets that no
+ * message may quote, not even a fragment; fields that apply to one database type only, read from that type's facts
+ * without loading its driver. Each would be a custom refinement on top of a library, and the library a runtime
+ * dependency of every app; a plain table keeps the rules in one readable place and adds nothing to install.
  */
 
 /** A string; `oneOf` restricts it to a list (`aliases`: older names also accepted, replaced while parsing). */
@@ -66,6 +73,8 @@ export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 
 export type SslMode = (typeof SSL_MODES)[number];
 /** sslmode values that demand TLS for the whole session. */
 export const TLS_REQUIRED_MODES: readonly SslMode[] = ['require', 'verify-ca', 'verify-full'];
+/** `pooler` values: what sits between the library and PostgreSQL. */
+export const POOLERS = ['none', 'pgbouncer'] as const;
 export const READ_PREFERENCES = ['primary', 'primaryPreferred', 'secondary', 'secondaryPreferred', 'nearest'] as const;
 export const CONNECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
@@ -148,6 +157,13 @@ export const CONNECTION_FIELDS = {
   sslmode: { kind: 'string', oneOf: SSL_MODES, oneOfNote: 'lowercase, as libpq takes them', perType: true, dsnParam: 'sslmode' },
   /** Default schema (PostgreSQL also puts it first on search_path). */
   schema: { kind: 'string', nonEmpty: true, perType: true, dsnParam: 'schema' },
+  /**
+   * A connection pooler between us and PostgreSQL: `none` (default) or `pgbouncer` (transaction or session mode). With
+   * `pgbouncer` no startup parameter it refuses is sent and no setting is silently dropped: query_timeout is enforced by
+   * a cancel request, schema must be the server's search_path (checked at startup), and a lent native client refuses
+   * what transaction pooling breaks.
+   */
+  pooler: { kind: 'string', oneOf: POOLERS, perType: true },
   /** The SQLite database file, or `:memory:`. */
   filepath: { kind: 'string', nonEmpty: true, perType: true },
   /** MongoDB authentication database (default `admin` when a user is set). */

@@ -154,6 +154,7 @@ export function parseConnection(name: string, raw: unknown, manager: PoolDefault
     ...target,
     sslmode,
     schema: given.schema,
+    pooler: given.pooler,
     authSource: given.authSource,
     replicaSet: given.replicaSet,
     readPreference: given.readPreference,

@@ -394,6 +394,16 @@ export class DbConnection {
   }
 
   /**
+   * An error's message as one line, with what to do about it when the driver knows (a pooler refusing a setting), and
+   * this connection's secrets masked.
+   * @internal
+   */
+  describeError(error: unknown): string {
+    const advice = this.driver.explainError?.(error, this.config);
+    return this.redact(advice ? `${errorMessage(error)}: ${advice}` : errorMessage(error));
+  }
+
+  /**
    * Masks this connection's secrets in a text.
    * @internal
    */
@@ -415,7 +425,7 @@ export class DbConnection {
         observer: this.counters,
         queries: this.queries,
         closedError: (cause) => this.closedError(cause),
-        describeError: (error) => this.redact(errorMessage(error)),
+        describeError: (error) => this.describeError(error),
         warn: (message) => {
           if (this.warned.has(message)) return;
           this.warned.add(message);
@@ -436,7 +446,7 @@ export class DbConnection {
   }
 
   private recordFailure(error: unknown): string {
-    const message = this.redact(errorMessage(error));
+    const message = this.describeError(error);
     this.lastCheck = new Date();
     this.lastFailure = message;
     if (this.currentStatus === 'down') this.logNewCause(message);

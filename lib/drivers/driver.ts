@@ -84,6 +84,8 @@ export interface DbDriver {
   open(orm: MikroORM, context: SessionContext): Promise<DriverSession>;
   /** True for errors a retry cannot fix (bad password, unknown database). */
   isPermanentError(error: unknown): boolean;
+  /** What to do about an error this database's setup is known to cause (a pooler refusing a setting), for its message. */
+  explainError?(error: unknown, config: ConnectionConfig): string | undefined;
 }
 
 /** A MikroORM driver class, as `MikroORM.init` takes it. */

@@ -1,7 +1,7 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { TLS_REQUIRED_MODES } from '../config/config-schema';
 import { describeTarget } from '../config/dsn';
-import { unsupportedSslMode } from '../config/ssl-mode';
+import { tlsDemand } from '../config/ssl-mode';
 import { skipDestroyOfClosed } from './adapters/knex';
 import { closeTedious, isClosed, tlsState, watchRequests } from './adapters/tedious';
 import { type DbDriver, ormDriverLoader } from './driver';
@@ -33,22 +33,11 @@ function isPermanentError(error: unknown): boolean {
 export function mssqlTls(config: ConnectionConfig): Record<string, unknown> {
   const { encrypt, trustServerCertificate } = config.dsnParams;
   const on = encrypt === 'strict' ? 'strict' : true;
-  switch (config.sslmode) {
-    case undefined:
-      // tedious' own default (the login packet encrypted, the rest as the server wants); the DSN may still say whether to trust the certificate.
-      return trustServerCertificate === undefined ? {} : { trustServerCertificate: trustServerCertificate === 'true' };
-    case 'disable':
-    case 'allow':
-    case 'prefer':
-      return { encrypt: false };
-    case 'require':
-      return { encrypt: on, trustServerCertificate: true };
-    case 'verify-ca':
-    case 'verify-full':
-      return { encrypt: on, trustServerCertificate: false };
-    default:
-      return unsupportedSslMode(config.name);
-  }
+  const demand = tlsDemand(config.sslmode, config.name);
+  // Unset: tedious' own default (the login packet encrypted, the rest as the server wants); the DSN may still say whether to trust the certificate.
+  if (demand === 'unset') return trustServerCertificate === undefined ? {} : { trustServerCertificate: trustServerCertificate === 'true' };
+  if (demand === 'off') return { encrypt: false };
+  return { encrypt: on, trustServerCertificate: !demand.verifyCertificate };
 }
 
 /** The sslmode that requires TLS, or undefined when the connection may run in plain text. */

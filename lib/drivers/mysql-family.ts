@@ -1,6 +1,6 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
-import { unsupportedSslMode } from '../config/ssl-mode';
+import { tlsDemand } from '../config/ssl-mode';
 import { destroyMysql2Socket, type Mysql2Connection } from './adapters/mysql2';
 import { type DbDriver, type OrmDriverClass } from './driver';
 import { mikroOrm } from '../mikro-orm-version';
@@ -41,20 +41,8 @@ export interface MySqlClientLibrary {
 
 /** How `sslmode` maps onto the `ssl` option both client libraries take (with it set, both refuse a server without TLS). */
 export function mysqlFamilySsl(config: ConnectionConfig): { rejectUnauthorized: boolean } | undefined {
-  switch (config.sslmode) {
-    case undefined:
-    case 'disable':
-    case 'allow':
-    case 'prefer':
-      return undefined;
-    case 'require':
-      return { rejectUnauthorized: false };
-    case 'verify-ca':
-    case 'verify-full':
-      return { rejectUnauthorized: true };
-    default:
-      return unsupportedSslMode(config.name);
-  }
+  const demand = tlsDemand(config.sslmode, config.name);
+  return typeof demand === 'object' ? { rejectUnauthorized: demand.verifyCertificate } : undefined;
 }
 
 /**

@@ -5,5 +5,5 @@ export const postgresFacts = {
   dbSystem: 'postgresql',
   dsnSchemes: ['postgres:', 'postgresql:'],
   address: 'host',
-  fields: ['host', 'port', 'user', 'password', 'database', 'sslmode', 'schema'],
+  fields: ['host', 'port', 'user', 'password', 'database', 'sslmode', 'schema', 'pooler'],
 } as const satisfies DatabaseFacts;

@@ -6,7 +6,6 @@ import { interpolateEnv, isPlainObject } from '../config/env-interpolation';
 import { parseConnection, parseDbManagerConfig } from '../config/parse-config';
 import type { ConnectionHealth, ConnectionStats } from '../vocabulary';
 import { DbConnection } from '../connection/db-connection';
-import { errorMessage } from '../connection/redact';
 import type { DefaultDatabase, DefaultOrmOf } from '../default-database';
 import { type FeatureEntity, withFeatureEntities } from '../feature-entities';
 import {
@@ -132,20 +131,20 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
         isPermanent,
         signal,
         onRetry: (error, index, delay) =>
-          this.logger.warn(`"${connection.name}" attempt ${index + 1} failed (${connection.redactSecrets(errorMessage(error))}); retrying in ${delay} ms`),
+          this.logger.warn(`"${connection.name}" attempt ${index + 1} failed (${connection.describeError(error)}); retrying in ${delay} ms`),
       });
       this.logger.log(`"${connection.name}" connected (${connection.target.display})`);
     } catch (error) {
       if (error instanceof RetryAbortedError) {
         const why = abortReason(error.reason);
-        const last = error.lastError === undefined ? undefined : connection.redactSecrets(errorMessage(error.lastError));
+        const last = error.lastError === undefined ? undefined : connection.describeError(error.lastError);
         // The cause is the last real connect error; before any attempt ended, the caller's own abort reason.
         const cause = error.lastError ?? (why === 'signal' ? error.reason : undefined);
         throw new ConnectionAbortedError(connection.name, connection.target.display, why, error.attemptsMade, cause, last);
       }
       const made = error instanceof RetryGaveUpError ? error.attemptsMade : 1;
       const cause = error instanceof RetryGaveUpError ? error.lastError : error;
-      const reason = connection.redactSecrets(errorMessage(cause));
+      const reason = connection.describeError(cause);
       const failure = new ConnectionFailedError(connection.name, connection.target.display, made, cause, reason, !isPermanent(cause));
       if (connection.critical) throw failure;
       this.logger.warn(

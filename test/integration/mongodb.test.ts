@@ -4,7 +4,6 @@ import { MongoClient, MongoNetworkError, MongoParseError, MongoServerError, Mong
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type DbConnection, DbManager, type DbManagerConfigInput, NotSqlDatabaseError } from '../../lib';
 import { startMongoWireServer } from '../support/mongo-wire-server';
-import { waitFor } from '../support/pg-activity';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import type { WireServer } from '../support/wire-server';
 
@@ -151,16 +150,16 @@ describe('MongoDB (mongodb)', () => {
     const client = db.mongo<MongoClient>();
     proxy.blackhole();
     const hung = client.db('admin').command({ ping: 1 }).catch((e: Error) => e);
-    await waitFor(() => db.stats().inUse === 1, 2_000, 'the only connection in use');
+    await expect.poll(() => db.stats().inUse === 1, { timeout: 2_000, interval: 25, message: 'the only connection in use' }).toBe(true);
     const waiting = client.db('admin').command({ ping: 1 }, { timeoutMS: 5_000 });
-    await waitFor(() => db.stats().pending === 1, 2_000, 'a second caller waiting');
+    await expect.poll(() => db.stats().pending === 1, { timeout: 2_000, interval: 25, message: 'a second caller waiting' }).toBe(true);
     expect(db.stats()).toMatchObject({ open: 1, inUse: 1, idle: 0, pending: 1, max: 1 });
     proxy.forward();
     // query_timeout (timeoutMS) ends the hung command and drops its socket; the waiter gets a fresh connection.
     expect(await hung).toMatchObject({ name: 'MongoOperationTimeoutError' });
     expect(await waiting).toMatchObject({ ok: 1 });
     // The dropped socket also triggers a health check at once (connectionError): let it finish.
-    await waitFor(() => db.stats().pending === 0 && db.stats().inUse === 0, 2_000, 'the pool to settle');
+    await expect.poll(() => db.stats().pending === 0 && db.stats().inUse === 0, { timeout: 2_000, interval: 25, message: 'the pool to settle' }).toBe(true);
     const stats = db.stats();
     expect(stats).toMatchObject({ open: 1, inUse: 0, idle: 1, pending: 0, waitCount: 1 });
     expect(stats.waitDurationMs).toBeGreaterThan(300);
@@ -171,7 +170,7 @@ describe('MongoDB (mongodb)', () => {
     const client = db.mongo<MongoClient>();
     proxy.blackhole();
     const hung = client.db('admin').command({ ping: 1 }).catch((e: Error) => e);
-    await waitFor(() => db.stats().inUse === 1, 2_000, 'the only connection in use');
+    await expect.poll(() => db.stats().inUse === 1, { timeout: 2_000, interval: 25, message: 'the only connection in use' }).toBe(true);
     const started = performance.now();
     await expect(client.db('admin').command({ ping: 1 })).rejects.toMatchObject({ name: 'MongoWaitQueueTimeoutError' });
     expect(performance.now() - started).toBeLessThan(1_000);
@@ -182,13 +181,13 @@ describe('MongoDB (mongodb)', () => {
     await managers.pop()!.close();
     expect(performance.now() - closing).toBeLessThan(1_000);
     expect(await hung).toMatchObject({ name: 'MongoClientClosedError' });
-    await waitFor(() => proxy.openSockets === 0, 2_000, 'no socket left after close()');
+    await expect.poll(() => proxy.openSockets === 0, { timeout: 2_000, interval: 25, message: 'no socket left after close()' }).toBe(true);
   });
 
   it('conn_max_idle_time becomes maxIdleTimeMS: idle connections close and are counted', async () => {
     const db = await open({ conn_max_idle_time: '300ms' });
     expect(db.stats().open).toBe(1);
-    await waitFor(() => db.stats().open === 0, 3_000, 'the idle connection to close');
+    await expect.poll(() => db.stats().open === 0, { timeout: 3_000, interval: 25, message: 'the idle connection to close' }).toBe(true);
     expect(db.stats().idleClosed).toBe(1);
     expect((await db.healthCheck()).status).toBe('up');
   });
@@ -204,7 +203,7 @@ describe('MongoDB (mongodb)', () => {
     expect(error.message).toMatch(/Server selection timed out after 500 ms/);
     expect(elapsed).toBeGreaterThan(450);
     expect(elapsed).toBeLessThan(2_500);
-    await waitFor(() => proxy.openSockets === 0, 2_000, 'no socket left to the black hole');
+    await expect.poll(() => proxy.openSockets === 0, { timeout: 2_000, interval: 25, message: 'no socket left to the black hole' }).toBe(true);
   });
 
   it('a ping to a hung server is bounded by its timeout and does not pile up', async () => {
@@ -220,7 +219,7 @@ describe('MongoDB (mongodb)', () => {
     // The pool (at most max) plus the driver's monitoring socket.
     expect(proxy.openSockets).toBeLessThanOrEqual(3);
     proxy.forward();
-    await waitFor(async () => (await db.healthCheck({ timeout: 500 })).status === 'up', 5_000, 'health up after the network heals');
+    await expect.poll(async () => (await db.healthCheck({ timeout: 500 })).status === 'up', { timeout: 5_000, interval: 25, message: 'health up after the network heals' }).toBe(true);
   });
 
   it('server stopped: health is down with the real cause; started: up again on the same client', async () => {
@@ -233,11 +232,11 @@ describe('MongoDB (mongodb)', () => {
     expect(db.stats().lastError).toBe(down.error);
 
     await startServer();
-    await waitFor(async () => (await db.healthCheck({ timeout: 1_000 })).status === 'up', 5_000, 'health up after the server is back');
+    await expect.poll(async () => (await db.healthCheck({ timeout: 1_000 })).status === 'up', { timeout: 5_000, interval: 25, message: 'health up after the server is back' }).toBe(true);
     expect(db.mongo()).toBe(client);
     expect(db.stats().reconnects).toBe(1);
     await managers.pop()!.close();
-    await waitFor(() => proxy.openSockets === 0, 2_000, 'every socket closed after close()');
+    await expect.poll(() => proxy.openSockets === 0, { timeout: 2_000, interval: 25, message: 'every socket closed after close()' }).toBe(true);
   });
 
   it('critical: false starts down when the server is away, then comes up with a fresh client once it is back', async () => {
@@ -253,7 +252,7 @@ describe('MongoDB (mongodb)', () => {
     expect(await db.healthCheck({ timeout: 2_000 })).toMatchObject({ status: 'up' });
     expect(db.mongo<MongoClient>()).toBeInstanceOf(MongoClient);
     await managers.pop()!.close();
-    await waitFor(() => proxy.openSockets === 0, 2_000, 'every socket closed after close()');
+    await expect.poll(() => proxy.openSockets === 0, { timeout: 2_000, interval: 25, message: 'every socket closed after close()' }).toBe(true);
     if (wire) expect(wire.openSockets).toBe(0);
   });
 

@@ -3,7 +3,6 @@ import { Connection as TediousConnection, Request } from 'tedious';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { AcquireTimeoutError, type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
 import { builderQuery, MIKRO_ORM_MAJOR, QUERY_BUILDER } from '../support/mikro-orm-leg';
-import { waitFor } from '../support/pg-activity';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 import { selfSignedCert } from '../support/self-signed-cert';
 import { startTdsServer, type TdsWireServer } from '../support/tds-server';
@@ -213,7 +212,7 @@ describe('SQL Server (mssql)', () => {
     expect(elapsed).toBeGreaterThan(450);
     expect(elapsed).toBeLessThan(2_500);
     // tedious' own timer, not only the ping's: the socket it opened is gone soon after.
-    await waitFor(() => proxy.openSockets === 0, 2_000, 'no socket left to the black hole');
+    await expect.poll(() => proxy.openSockets === 0, { timeout: 2_000, interval: 25, message: 'no socket left to the black hole' }).toBe(true);
   });
 
   it('a ping to a hung server times out, is cancelled and does not pile up', async () => {
@@ -230,7 +229,7 @@ describe('SQL Server (mssql)', () => {
     expect(proxy.openSockets).toBeLessThanOrEqual(3);
     proxy.forward();
     // A connect already waiting on the black hole holds its pool slot until connect_timeout; then pings get through.
-    await waitFor(async () => (await db.healthCheck({ timeout: 500 })).status === 'up', 5_000, 'health up after the network heals');
+    await expect.poll(async () => (await db.healthCheck({ timeout: 500 })).status === 'up', { timeout: 5_000, interval: 25, message: 'health up after the network heals' }).toBe(true);
   });
 
   it('shutdown tears down a query hung on the server once shutdown_timeout is spent, and leaves no socket', async () => {
@@ -270,7 +269,7 @@ describe('SQL Server (mssql)', () => {
     const started = performance.now();
     await managers.pop()!.close();
     expect(performance.now() - started).toBeLessThan(1_000);
-    await waitFor(() => proxy.openSockets === 0, 2_000, 'every socket closed after close()');
+    await expect.poll(() => proxy.openSockets === 0, { timeout: 2_000, interval: 25, message: 'every socket closed after close()' }).toBe(true);
   });
 
   it('fails at once, without retrying, on a wrong password (ELOGIN, 18456) — and never shows the password', async () => {
@@ -286,7 +285,7 @@ describe('SQL Server (mssql)', () => {
     expect(error.attempts).toBe(1);
     expect(error.message).toMatch(/Login failed for user.*ELOGIN/);
     expect(error.message).not.toContain('wrong-Pa55word');
-    await waitFor(() => proxy.openSockets === before, 2_000, 'the failed login socket to close');
+    await expect.poll(() => proxy.openSockets === before, { timeout: 2_000, interval: 25, message: 'the failed login socket to close' }).toBe(true);
   });
 
   it.skipIf(!!externalUrl)('sslmode require refuses a server without TLS instead of going on in plain text (wire server)', async () => {

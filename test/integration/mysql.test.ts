@@ -4,7 +4,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { AcquireTimeoutError, type DbConnection, DbManager, type DbManagerConfigInput, NotMongoDatabaseError } from '../../lib';
 import { mariadbUrlOrSkipReason } from '../support/mariadb';
 import { builderQuery, MIKRO_ORM_MAJOR, QUERY_BUILDER } from '../support/mikro-orm-leg';
-import { waitFor } from '../support/pg-activity';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 // Both MySQL-family types against the real MariaDB the machines run (DBM_TEST_MARIADB_URL). On MikroORM 7 both use
@@ -245,7 +244,7 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
         const elapsed = performance.now() - started;
         expect(elapsed).toBeGreaterThan(450);
         expect(elapsed).toBeLessThan(3_000);
-        await waitFor(() => proxy.openSockets === 0, 3_000, 'no socket left to the black hole');
+        await expect.poll(() => proxy.openSockets === 0, { timeout: 3_000, interval: 25, message: 'no socket left to the black hole' }).toBe(true);
       } finally {
         proxy.forward();
       }
@@ -308,7 +307,7 @@ describe.skipIf(!url).each(['mysql', 'mariadb'] as const)('%s on a real MariaDB'
       const started = performance.now();
       await managers.pop()!.close();
       expect(performance.now() - started).toBeLessThan(1_500);
-      await waitFor(() => proxy.openSockets === 0, 3_000, 'every socket closed after close()');
+      await expect.poll(() => proxy.openSockets === 0, { timeout: 3_000, interval: 25, message: 'every socket closed after close()' }).toBe(true);
     });
   });
 });

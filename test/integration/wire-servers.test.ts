@@ -1,13 +1,12 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { MikroORM, type Options } from '@mikro-orm/core';
 import { MongoDriver } from '@mikro-orm/mongodb';
 import { MsSqlDriver } from '@mikro-orm/mssql';
 import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
 import { type Kysely, sql } from 'kysely';
 import { Connection, ConnectionError, Request, RequestError } from 'tedious';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MIKRO_ORM_MAJOR } from '../support/mikro-orm-leg';
 import { startMongoWireServer } from '../support/mongo-wire-server';
 import { selfSignedCert } from '../support/self-signed-cert';
@@ -18,15 +17,6 @@ import type { WireServer } from '../support/wire-server';
 // the fake servers: tedious 20 and mongodb 7.6 on the MikroORM 7 leg, tedious 19 and mongodb 6 on the 6 leg.
 
 const PASSWORD = 'Passw0rd!';
-
-/** Polls until `check` holds; the fake servers settle socket state asynchronously. */
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // tedious helpers
@@ -103,7 +93,7 @@ describe('TDS wire server with tedious', () => {
     expect(await query(connection, 'SET NOCOUNT ON')).toEqual([]);
     await expect(query(connection, "THROW 50001, 'boom', 1")).rejects.toMatchObject({ number: 50001, message: 'boom' });
     await closeTedious(connection);
-    await waitFor(() => server.openSockets === 0);
+    await vi.waitFor(() => expect(server.openSockets, 'sockets open').toBe(0), { timeout: 3_000 });
   });
 
   it('rejects a wrong password with error 18456 and drops the socket', async () => {
@@ -112,7 +102,7 @@ describe('TDS wire server with tedious', () => {
     expect(err).toBeInstanceOf(ConnectionError);
     expect(err).toMatchObject({ code: 'ELOGIN', message: "Login failed for user 'sa'." });
     expect(observed.errorNumbers).toEqual([18456]);
-    await waitFor(() => server.openSockets === 0);
+    await vi.waitFor(() => expect(server.openSockets, 'sockets open').toBe(0), { timeout: 3_000 });
   });
 
   it('cancels a WAITFOR with ATTENTION on request timeout and keeps the connection usable', async () => {
@@ -185,7 +175,7 @@ describe('TDS wire server with TLS', () => {
     expect(await query(connection, 'select 1 as x')).toEqual([{ x: 1 }]);
     expect(await query(connection, "waitfor delay '00:00:00.05'")).toEqual([]);
     await closeTedious(connection);
-    await waitFor(() => offered.openSockets === 0);
+    await vi.waitFor(() => expect(offered.openSockets, 'sockets open').toBe(0), { timeout: 3_000 });
   });
 
   it('speaks TDS 8 (encrypt: strict): TLS first, then PRELOGIN and login inside it', async () => {
@@ -266,7 +256,7 @@ describe(`TDS wire server with MikroORM ${MIKRO_ORM_MAJOR} (${MIKRO_ORM_MAJOR ==
     const startedAt = Date.now();
     await orm.close(true);
     expect(Date.now() - startedAt).toBeLessThan(2000);
-    await waitFor(() => server.openSockets === 0);
+    await vi.waitFor(() => expect(server.openSockets, 'sockets open').toBe(0), { timeout: 3_000 });
   });
 });
 
@@ -305,7 +295,7 @@ describe('MongoDB wire server with the mongodb driver', () => {
     expect(events).toContain('checkedOut');
 
     await client.close();
-    await waitFor(() => server.openSockets === 0);
+    await vi.waitFor(() => expect(server.openSockets, 'sockets open').toBe(0), { timeout: 3_000 });
   });
 
   it('looks down after stop() and recovers on the same client after start()', async () => {
@@ -324,14 +314,11 @@ describe('MongoDB wire server with the mongodb driver', () => {
 
     await server.start();
     const restartedAt = Date.now();
-    await waitFor(
-      () => db.command({ ping: 1 }, { timeoutMS: 1000 }).then((r) => r.ok === 1, () => false),
-      5000,
-    );
+    await vi.waitFor(async () => expect((await db.command({ ping: 1 }, { timeoutMS: 1000 })).ok).toBe(1), { timeout: 5_000, interval: 20 });
     expect(Date.now() - restartedAt).toBeLessThan(5000);
 
     await client.close();
-    await waitFor(() => server.openSockets === 0);
+    await vi.waitFor(() => expect(server.openSockets, 'sockets open').toBe(0), { timeout: 3_000 });
   });
 });
 
@@ -364,7 +351,7 @@ describe('MongoDB wire server with MikroORM', () => {
     const startedAt = Date.now();
     await orm.close(true);
     expect(Date.now() - startedAt).toBeLessThan(2000);
-    await waitFor(() => server.openSockets === 0);
+    await vi.waitFor(() => expect(server.openSockets, 'sockets open').toBe(0), { timeout: 3_000 });
   });
 });
 
@@ -381,7 +368,7 @@ describe('malformed input', () => {
       // TDS reads a SQL batch before login, MongoDB an absurd message length: both must hang up.
       socket.write(Buffer.from([0x01, 0x01, 0x00, 0x20, 0x20, 0x00, 0x00, 0x00, ...Array<number>(32).fill(0xff)]));
       await once(socket, 'close');
-      await waitFor(() => server.openSockets === 0);
+      await vi.waitFor(() => expect(server.openSockets, 'sockets open').toBe(0), { timeout: 3_000 });
       expect(server.connectionsAccepted).toBe(1);
     } finally {
       await server.close();

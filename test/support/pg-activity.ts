@@ -1,5 +1,4 @@
 import pg from 'pg';
-import { vi } from 'vitest';
 
 /** Counts the server connections an application holds, by its application_name, from pg_stat_activity. */
 export async function countBackends(url: string, applicationName: string): Promise<number> {
@@ -33,19 +32,4 @@ export async function peakBackendsDuring(url: string, applicationName: string, w
   } finally {
     await client.end();
   }
-}
-
-/**
- * @deprecated Use Vitest's `vi.waitFor` / `expect.poll`. Kept, on top of `vi.waitFor`, only for the SQL Server, MySQL
- * and MongoDB test files, which another change is rewriting; resolves to the elapsed ms, or rejects naming `what`.
- */
-export async function waitFor(probe: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<number> {
-  const started = performance.now();
-  await vi.waitFor(
-    async () => {
-      if (!(await probe())) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    },
-    { timeout: timeoutMs, interval: 25 },
-  );
-  return performance.now() - started;
 }

@@ -13,8 +13,14 @@ export interface TestPgBouncer {
   readonly port: number;
   /** `postgres://user:password@host:port/database` through PgBouncer (the server's own credentials and database). */
   readonly url: string;
+  /** The URL of another database entry (`databases`) through PgBouncer. */
+  urlOf(database: string): string;
   /** PgBouncer's log so far (its `logfile`). */
   log(): string;
+  /** Kills PgBouncer at once (SIGKILL: every client and server connection drops); `start()` brings it back. */
+  kill(): Promise<void>;
+  /** Starts PgBouncer again, same port and settings, after `kill()`. */
+  start(): Promise<void>;
   /** Stops PgBouncer and removes its files. */
   close(): Promise<void>;
 }
@@ -26,6 +32,11 @@ export interface PgBouncerOptions {
   defaultPoolSize?: number;
   /** More `[pgbouncer]` settings, e.g. `{ ignore_startup_parameters: 'statement_timeout' }`. */
   settings?: Record<string, string | number>;
+  /**
+   * More `[databases]` entries: name → settings after the server's address, e.g.
+   * `{ tenant: "dbname=test connect_query='SET search_path = tenant, public'" }`.
+   */
+  databases?: Record<string, string>;
 }
 
 const HOST = '127.0.0.1';
@@ -71,6 +82,7 @@ export async function startTestPgBouncer(serverUrl: string, options: PgBouncerOp
   };
   const ini = [
     '[databases]',
+    ...Object.entries(options.databases ?? {}).map(([name, rest]) => `${name} = host=${server.hostname} port=${server.port || 5432} ${rest}`),
     `* = host=${server.hostname} port=${server.port || 5432}`,
     '[pgbouncer]',
     ...Object.entries(settings).map(([key, value]) => `${key} = ${value}`),
@@ -82,10 +94,8 @@ export async function startTestPgBouncer(serverUrl: string, options: PgBouncerOp
   const { uid, gid } = osUser(RUN_AS);
   for (const path of [dir, file('pgbouncer.ini'), file('userlist.txt'), file('pgbouncer.log')]) chownSync(path, uid, gid);
 
-  const child = spawn(binary, ['-u', RUN_AS, file('pgbouncer.ini')], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  let child: ChildProcess | undefined;
   const log = () => {
     try {
       return readFileSync(file('pgbouncer.log'), 'utf8');
@@ -93,22 +103,40 @@ export async function startTestPgBouncer(serverUrl: string, options: PgBouncerOp
       return '';
     }
   };
+  const start = async () => {
+    const started = spawn(binary, ['-u', RUN_AS, file('pgbouncer.ini')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = started;
+    started.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    started.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      await untilChildReady(started, () => accepts(port), { timeoutMs: START_TIMEOUT_MS, what: 'pgbouncer' });
+    } catch (error) {
+      await exited(started, 5_000, 'SIGINT');
+      throw new Error(`PgBouncer did not start on ${HOST}:${port}: ${String(error)}\n${output}${log()}`);
+    }
+  };
   const stop = async () => {
-    await exited(child, 5_000, 'SIGINT');
+    if (child) await exited(child, 5_000, 'SIGINT');
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await untilChildReady(child, () => accepts(port), { timeoutMs: START_TIMEOUT_MS, what: 'pgbouncer' });
+    await start();
   } catch (error) {
     await stop();
-    throw new Error(`PgBouncer did not start on ${HOST}:${port}: ${String(error)}\n${output}${log()}`);
+    throw error;
   }
   const credentials = `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+  const urlOf = (name: string) => `postgres://${credentials}@${HOST}:${port}/${encodeURIComponent(name)}`;
   return {
     host: HOST,
     port,
-    url: `postgres://${credentials}@${HOST}:${port}/${encodeURIComponent(database)}`,
+    url: urlOf(database),
+    urlOf,
     log,
+    kill: async () => {
+      if (child) await exited(child, 5_000, 'SIGKILL');
+    },
+    start,
     close: stop,
   };
 }

@@ -211,3 +211,23 @@ describe('floors: no setting makes a hot loop or an unbounded wait', () => {
     expect(parseDbManagerConfig({ shutdown_timeout: 0, connections: { a: conn } }).shutdownTimeout).toBe(0);
   });
 });
+
+describe('pooler', () => {
+  it('takes none or pgbouncer on a PostgreSQL connection, and applies to PostgreSQL only', () => {
+    const config = parseDbManagerConfig({ connections: { a: { type: 'postgres', host: 'h', pooler: 'pgbouncer' }, b: { type: 'postgres', host: 'h' } } });
+    expect(config.connections.a.pooler).toBe('pgbouncer');
+    expect(config.connections.b.pooler).toBeUndefined();
+    const error = (() => {
+      try {
+        parseDbManagerConfig({ connections: { a: { type: 'postgres', host: 'h', pooler: 'pgpool' }, l: { type: 'sqlite', filepath: ':memory:', pooler: 'pgbouncer' } } } as never);
+      } catch (e) {
+        return e as DbManagerConfigError;
+      }
+      throw new Error('expected a config error');
+    })();
+    expect(error.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      expect.stringMatching(/^connections\.a\.pooler: must be one of none, pgbouncer, got "pgpool"/),
+      'connections.l.pooler: does not apply to a sqlite connection (only to postgres)',
+    ]);
+  });
+});

@@ -22,6 +22,7 @@ export interface PgPool {
   connect(): Promise<PgPoolClient>;
   end(): Promise<void>;
   on(event: 'connect' | 'acquire' | 'remove', listener: (client: PgPoolClient) => void): unknown;
+  once(event: 'connect', listener: (client: PgPoolClient) => void): unknown;
   on(event: 'release', listener: (error: unknown, client: PgPoolClient) => void): unknown;
   on(event: 'error', listener: (error: Error, client: PgPoolClient) => void): unknown;
 }

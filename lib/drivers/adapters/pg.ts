@@ -1,4 +1,5 @@
 import { Socket } from 'node:net';
+import type { CancelKey } from '../pgbouncer/cancel-request';
 
 /**
  * node-postgres. A client's socket is only reachable through its private `connection.stream`, but it is the very
@@ -28,4 +29,17 @@ export class SocketTracker {
 export function socketOf(client: object): { destroy(): void } | undefined {
   const stream = (client as { connection?: { stream?: { destroy?: unknown } } }).connection?.stream;
   return typeof stream?.destroy === 'function' ? (stream as { destroy(): void }) : undefined;
+}
+
+/** Said once when `socketOf` finds no socket: what is lost without it. */
+export const SOCKET_UNREACHABLE = 'this pg version keeps its socket elsewhere: a hung connection is only torn down by shutdown';
+
+/**
+ * What a connected pg client's statements can be cancelled by: the address it connected to and the BackendKeyData it
+ * got (pg keeps them as `host`, `port`, `processID` and `secretKey`), or undefined when this pg version does not.
+ */
+export function cancelKeyOf(client: object): CancelKey | undefined {
+  const { host, port, processID, secretKey } = client as { host?: unknown; port?: unknown; processID?: unknown; secretKey?: unknown };
+  if (typeof host !== 'string' || typeof processID !== 'number' || typeof secretKey !== 'number') return undefined;
+  return { host, port: Number(port) || 5432, processID, secretKey };
 }

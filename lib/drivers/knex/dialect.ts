@@ -22,6 +22,8 @@ export interface KnexDialect {
   destroyAllSockets?(): void;
   /** Adjusts the knex client once the pool exists. */
   adaptClient?(client: KnexClient): void;
+  /** The view of a lent native client a caller gets (one that refuses what a pooler breaks), when not the client itself. */
+  nativeClientView?(client: RawConnection): RawConnection;
   /** A view of a lent native client whose queries reach `listener` (tracing, query logging), for that lend only. */
   watchNativeClient?(client: RawConnection, listener: QueryListener): RawConnection;
 }

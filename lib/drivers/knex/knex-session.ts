@@ -77,7 +77,11 @@ export class KnexSession implements DriverSession {
    */
   withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T> {
     const { queries } = this.context;
-    const lend = queries && this.dialect.watchNativeClient ? (c: RawConnection) => fn(this.dialect.watchNativeClient!(c, queries)) : fn;
+    const { nativeClientView, watchNativeClient } = this.dialect;
+    const lend = (connection: RawConnection) => {
+      const view = nativeClientView ? nativeClientView(connection) : connection;
+      return fn(queries && watchNativeClient ? watchNativeClient(view, queries) : view);
+    };
     const inTransaction = transactionConnection(currentTransaction(this.context.config.name, this.orm.em));
     if (inTransaction) return inTransaction.then(lend);
     // Not async: every native query passes here, and an async frame would cost it a promise and a tick of its own.

@@ -11,6 +11,11 @@ export interface PgClientLike {
   query(...args: unknown[]): unknown;
 }
 
+type Method = (this: unknown, ...args: unknown[]) => unknown;
+
+/** A bound on each statement of one client, as a wrapper of its `query` (query_timeout behind a pooler). */
+export type StatementBound = (client: object) => (original: Method) => Method;
+
 /** An answer Kysely accepts for the probe query (it is never sent). */
 const NOT_SENT = Object.freeze({ rows: [], rowCount: 0, command: 'SELECT', fields: [] });
 
@@ -20,9 +25,10 @@ const NOT_SENT = Object.freeze({ rows: [], rowCount: 0, command: 'SELECT', field
  * - a transaction's client can be found: Kysely wraps it privately, so `identify` runs a probe through the
  *   transaction's connection, which this subclass answers without sending and records as that client;
  * - with tracing or query logging on, each statement reaches `queries` (off, a counter check is all that runs);
- * - connect_timeout bounds its own connect, apart from the pool's wait for a client (acquire_timeout).
+ * - connect_timeout bounds its own connect, apart from the pool's wait for a client (acquire_timeout);
+ * - with `bound`, each statement is bounded from the client side (behind a pooler that refuses statement_timeout).
  */
-export function sessionClientClass(Base: PgClientClass, connectTimeoutMs: number, queries: QueryListener | undefined) {
+export function sessionClientClass(Base: PgClientClass, connectTimeoutMs: number, queries: QueryListener | undefined, bound?: StatementBound) {
   const probe = new AsyncLocalStorage<{ client?: PgClientLike }>();
   /** Probes under way: while there are none, a query does not look up the probe's async context at all. */
   let probing = 0;
@@ -30,9 +36,14 @@ export function sessionClientClass(Base: PgClientClass, connectTimeoutMs: number
   const baseQuery = Base.prototype.query as (this: PgClientLike, ...args: unknown[]) => unknown;
 
   class SessionClient extends Base {
+    /** This client's `query` as sent: pg's own, or bounded per statement. */
+    readonly #send: Method;
+
     constructor(config: Record<string, unknown>) {
       // pg-pool keeps the password non-enumerable (as pg does), so a spread would drop it.
       super(Object.defineProperty({ ...config, connectionTimeoutMillis: connectTimeoutMs }, 'password', { value: config.password, enumerable: false }));
+      const send: Method = (...args) => baseQuery.apply(this, args);
+      this.#send = bound ? bound(this)(send) : send;
     }
 
     override query(...args: unknown[]): unknown {
@@ -41,8 +52,8 @@ export function sessionClientClass(Base: PgClientClass, connectTimeoutMs: number
         slot.client = this;
         return Promise.resolve(NOT_SENT);
       }
-      if (!watch || isTransactionControl(statementOf(args[0]))) return baseQuery.apply(this, args);
-      return watch((...a: unknown[]) => baseQuery.apply(this, a)).apply(this, args);
+      if (!watch || isTransactionControl(statementOf(args[0]))) return this.#send(...args);
+      return watch(this.#send).apply(this, args);
     }
   }
 

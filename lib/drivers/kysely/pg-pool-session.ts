@@ -2,14 +2,14 @@ import { createRequire } from 'node:module';
 import type { MikroORM } from '@mikro-orm/core';
 import type { PoolGauges } from '../../vocabulary';
 import { connectWithDriverOptions, currentTransaction } from '../adapters/mikro-orm';
-import { SocketTracker, socketOf } from '../adapters/pg';
+import { SOCKET_UNREACHABLE, SocketTracker, socketOf } from '../adapters/pg';
 import { idleClientTrimmer, interceptConnect, isPgPoolTimeout, type PgPool, type PgPoolClient, takeBack, waitingRejecter } from '../adapters/pg-pool';
 import { BoundedPing } from '../bounded-ping';
 import { ConnectionLedger } from '../connection-ledger';
 import type { DriverSession, SessionContext, TornDown } from '../driver';
 import { AcquireTimeoutError } from '../../errors';
 import { connectRetryDelay, FOREVER } from '../pool-timing';
-import { type PgClientClass, type PgClientLike, sessionClientClass } from './pg-client-class';
+import { type PgClientClass, type PgClientLike, sessionClientClass, type StatementBound } from './pg-client-class';
 import { RefusedCallers } from './refused-callers';
 import { identifyTransactionClient, kyselyOf } from '../adapters/kysely';
 
@@ -21,6 +21,10 @@ export interface PgSettings {
   connectionSettings(user: Record<string, unknown>, sockets: SocketTracker): Record<string, unknown>;
   /** True for connect errors a retry cannot fix (the driver's own rule). */
   isPermanentError(error: unknown): boolean;
+  /** Bounds each statement of a client from the client side (query_timeout behind a pooler), when the server cannot. */
+  statementTimeout?: StatementBound;
+  /** The view of a lent native client a caller gets (one that refuses what a pooler breaks). */
+  nativeClientView?<T extends object>(client: T): T;
 }
 
 /** The `pg` package as @mikro-orm/postgresql resolves it: the pool it builds makes clients of its `Client` class. */
@@ -57,20 +61,22 @@ export class PgPoolSession implements DriverSession {
   private rejectWaiting?: (error: Error) => void;
   /** The last failed connect since the last success, for an acquire timeout to name as its cause. */
   private lastConnectFailure: unknown;
+  /** The driver's rule for connect errors a retry cannot fix. */
+  private readonly permanent: (error: unknown) => boolean;
 
   private constructor(
     private readonly orm: MikroORM,
     private readonly context: SessionContext,
-    /** The driver's rule for connect errors a retry cannot fix. */
-    private readonly permanent: (error: unknown) => boolean,
+    private readonly settings: PgSettings,
   ) {
     const { config } = context;
+    this.permanent = settings.isPermanentError;
     this.ledger = new ConnectionLedger({ idleMs: config.connMaxIdleTime || FOREVER, lifetimeMs: config.connMaxLifetime });
-    this.clients = sessionClientClass(pgClientBase(), config.connectTimeout, context.queries);
+    this.clients = sessionClientClass(pgClientBase(), config.connectTimeout, context.queries, settings.statementTimeout);
   }
 
   static async open(orm: MikroORM, context: SessionContext, settings: PgSettings): Promise<PgPoolSession> {
-    const session = new PgPoolSession(orm, context, settings.isPermanentError);
+    const session = new PgPoolSession(orm, context, settings);
     await connectWithDriverOptions(orm, session.poolOptions(settings));
     if (!session.pool) throw new Error('MikroORM did not report its pg pool (onPoolCreated): this @mikro-orm/postgresql version is not supported');
     return session;
@@ -104,6 +110,10 @@ export class PgPoolSession implements DriverSession {
     const rejecter = waitingRejecter(pool);
     if (typeof rejecter === 'string') this.context.warn(rejecter);
     else this.rejectWaiting = rejecter;
+    // The first client shows whether its socket can be reached (for tearing a hung ping or query down).
+    pool.once('connect', (client) => {
+      if (!socketOf(client)) this.context.warn(SOCKET_UNREACHABLE);
+    });
     pool.on('connect', (client) => {
       ledger.created(client);
       client.on('error', (error) => observer.connectionError(error));
@@ -229,7 +239,7 @@ export class PgPoolSession implements DriverSession {
     return this.pool!.connect().then((client) => {
       let result: Promise<T> | T;
       try {
-        result = fn(client);
+        result = fn(this.lent(client));
       } catch (error) {
         client.release();
         throw error;
@@ -255,7 +265,11 @@ export class PgPoolSession implements DriverSession {
   private async lendTransactionClient<T>(transaction: unknown, fn: (client: unknown) => Promise<T> | T): Promise<T> {
     const client = await identifyTransactionClient(transaction, (send) => this.clients.identify(send));
     if (!client) throw new Error(`Connection "${this.context.config.name}": the transaction's client could not be found to lend it`);
-    return fn(client);
+    return fn(this.lent(client));
+  }
+
+  private lent<T extends object>(client: T): T {
+    return this.settings.nativeClientView ? this.settings.nativeClientView(client) : client;
   }
 
   /** A health ping that cannot pile up (BoundedPing); on timeout the connection's socket is destroyed. */

@@ -1,0 +1,76 @@
+import { cancelKeyOf, socketOf } from '../adapters/pg';
+import { sendCancelRequest } from './cancel-request';
+
+type Method = (this: unknown, ...args: unknown[]) => unknown;
+
+/** How long a statement may still run after its cancel request before its connection is torn down (a lost cancel). */
+const CANCEL_GRACE_MS = 2_000;
+
+/**
+ * query_timeout behind a pooler, which refuses the startup parameter statement_timeout: a timer per statement that
+ * sends the protocol's cancel request when it fires. The server cancels the statement (57014) and the connection stays
+ * usable, as with statement_timeout. Should the statement still run CANCEL_GRACE_MS later (the cancel was lost), the
+ * connection's socket is destroyed: the statement fails and the pool replaces the connection. Wraps a pg client's
+ * `query` (callback or promise form); submittables (cursors, streams) are not timed.
+ */
+export function statementTimeout(client: object, timeoutMs: number, connectionName: string): (original: Method) => Method {
+  return (original) =>
+    function timed(this: unknown, ...args: unknown[]): unknown {
+      const first = args[0] as { submit?: unknown } | undefined;
+      if (typeof first === 'object' && typeof first?.submit === 'function') return original(...args);
+      const settled = startTimer(client, timeoutMs, connectionName);
+      const last = args[args.length - 1];
+      if (typeof last === 'function') {
+        args[args.length - 1] = function (this: unknown, error: unknown, ...rest: unknown[]) {
+          settled(error);
+          return (last as Method).call(this, error, ...rest);
+        };
+        return original(...args);
+      }
+      let result: unknown;
+      try {
+        result = original(...args);
+      } catch (error) {
+        settled(error);
+        throw error;
+      }
+      if (!result || typeof (result as Promise<unknown>).then !== 'function') {
+        settled(undefined);
+        return result;
+      }
+      return (result as Promise<unknown>).then(
+        (value) => {
+          settled(undefined);
+          return value;
+        },
+        (error: unknown) => {
+          settled(error);
+          throw error;
+        },
+      );
+    };
+}
+
+/** Starts one statement's timer; the returned function stops it, and names query_timeout in the error it caused. */
+function startTimer(client: object, timeoutMs: number, connectionName: string): (error: unknown) => void {
+  let outcome: 'running' | 'cancelled' | 'torn down' = 'running';
+  let grace: NodeJS.Timeout | undefined;
+  const tearDown = () => {
+    outcome = 'torn down';
+    socketOf(client)?.destroy();
+  };
+  const timer = setTimeout(() => {
+    const key = cancelKeyOf(client);
+    if (!key) return tearDown();
+    outcome = 'cancelled';
+    grace = setTimeout(tearDown, CANCEL_GRACE_MS);
+    void sendCancelRequest(key);
+  }, timeoutMs);
+  return (error) => {
+    clearTimeout(timer);
+    clearTimeout(grace);
+    if (outcome === 'running' || !(error instanceof Error)) return;
+    const how = outcome === 'cancelled' ? 'was cancelled' : 'its connection was torn down (no answer to the cancel request)';
+    error.message = `Connection "${connectionName}": the statement ran longer than query_timeout (${timeoutMs} ms) and ${how} (${error.message})`;
+  };
+}
