@@ -1,5 +1,4 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Knex } from 'knex';
 import type { TestPostgres } from '../test/support/embedded-postgres';
 import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy';
 import { type AnchorApp, type BenchApp, type OursApp, startAnchorApp, startOursApp } from './support/apps';
@@ -23,14 +22,14 @@ interface QueryRecord {
 }
 
 /** `select 1` back to back on `parallel` workers until stopped, each outcome recorded; a failure waits 5 ms. */
-function queryLoop(knex: () => Knex, parallel = 2): { records: QueryRecord[]; stop(): Promise<void> } {
+function queryLoop(em: () => { execute(sql: string): Promise<unknown> }, parallel = 2): { records: QueryRecord[]; stop(): Promise<void> } {
   const records: QueryRecord[] = [];
   let running = true;
   const worker = async () => {
     while (running) {
       const startedAt = performance.now();
       try {
-        await knex().raw('select 1');
+        await em().execute('select 1');
         records.push({ startedAt, endedAt: performance.now(), ok: true });
       } catch {
         records.push({ startedAt, endedAt: performance.now(), ok: false });
@@ -62,7 +61,7 @@ export async function recovery(report: Report, server: TestPostgres, settings: {
   report.section(
     '5. Recovery and faults (ours vs `@mikro-orm/nestjs` 6.1.2 + `MikroOrmHealthIndicator`)',
     `Both apps run at once, each with two connections/contexts to the same embedded PostgreSQL. **Restart**: while two ` +
-      `\`select 1\` loops per app run (through \`knex().raw\` / the context's \`em.getKnex().raw\`), the server is stopped, ` +
+      `\`select 1\` loops per app run (through \`connection.em.execute\` / the context's \`em.execute\`), the server is stopped, ` +
       `left down ${DOWN_MS} ms and started again (${settings.restarts} times); from the moment it accepts connections again, each ` +
       `app's \`/health\` is polled every ${POLL_MS} ms. Medians over the restarts, worst in brackets. **Black hole at startup**: ` +
       'one of the two connections points at a TCP proxy that accepts and never answers; ours marks it `critical: false` with ' +
@@ -115,8 +114,8 @@ async function serverRestarts(server: TestPostgres, times: number): Promise<Reco
   try {
     for (let i = 0; i < times; i++) {
       const loops = {
-        ours: queryLoop(() => ours.manager.get('a').knex<Knex>()),
-        anchor: queryLoop(() => (anchor.orm('a').em as EntityManager).getKnex()),
+        ours: queryLoop(() => ours.manager.get('a').em as unknown as EntityManager),
+        anchor: queryLoop(() => anchor.orm('a').em as EntityManager),
       };
       await new Promise((resolve) => setTimeout(resolve, 300));
       await server.stop();

@@ -5,23 +5,22 @@ import { health } from './health';
 import { memory } from './memory';
 import { metricsScrape } from './metrics-scrape';
 import { pgbouncer } from './pgbouncer';
-import { poolOverhead } from './pool-overhead';
 import { queryPath } from './query-path';
 import { recovery } from './recovery';
 import { startup } from './startup';
-import { Report } from './support/report';
+import { load, Report } from './support/report';
 import { TENANTS_DEFAULTS, tenants } from './tenants';
 
 /**
  * `npm run bench`: every section against one embedded PostgreSQL started here, variants interleaved within each
  * section. Prints each table as it is measured and writes bench/RESULTS.md at the end.
- * BENCH_ONLY=query,startup,… runs some sections (RESULTS.md is then not written); BENCH_QUICK=1 shortens everything.
+ * BENCH_ONLY=query,startup,… runs some sections (RESULTS.md is then not written); BENCH_QUICK=1 shortens everything;
+ * BENCH_VARIANTS=bare:pool,ours:native,… runs some query-path variants; BENCH_PROFILE=<folder> has every query-path variant write a CPU profile of its queries there (open it in Chrome DevTools).
  */
 const quick = process.env.BENCH_QUICK === '1';
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 const settings = {
-  query: { rounds: quick ? 2 : 10, cellMs: quick ? 200 : 400, warmupMs: quick ? 100 : 300 },
-  pool: { rounds: quick ? 2 : 8, cellMs: quick ? 100 : 150 },
+  query: { rounds: Number(process.env.BENCH_ROUNDS) || (quick ? 2 : 20), cellMs: 150, warmupMs: quick ? 200 : 400, roundsPerProcess: quick ? 1 : 5, profileDir: process.env.BENCH_PROFILE, variants: process.env.BENCH_VARIANTS?.split(',') },
   startup: { rounds: quick ? 1 : 5 },
   health: { rounds: quick ? 2 : 5, requests: { 4: quick ? 30 : 200, 50: quick ? 10 : 50 }, blackHoleRounds: quick ? 1 : 3, blackHoleRequests: 4 },
   metrics: { rounds: quick ? 1 : 4, scrapes: quick ? 10 : 50 },
@@ -33,7 +32,6 @@ const settings = {
 type Section = (report: Report, server: Awaited<ReturnType<typeof startTestPostgres>>) => Promise<unknown>;
 const SECTIONS: { key: string; run: Section }[] = [
   { key: 'query', run: (report, server) => queryPath(report, server, settings.query) },
-  { key: 'pool', run: (report, server) => poolOverhead(report, server, settings.pool) },
   { key: 'startup', run: (report, server) => startup(report, server, settings.startup) },
   { key: 'health', run: (report, server) => health(report, server, settings.health) },
   { key: 'metrics', run: (report, server) => metricsScrape(report, server, settings.metrics) },
@@ -47,6 +45,7 @@ const SECTIONS: { key: string; run: Section }[] = [
 async function main(): Promise<void> {
   Logger.overrideLogger(false); // the library's own log lines (connected, down, up again) would bury the tables
   const startedAt = new Date();
+  const loadBefore = load();
   const t0 = performance.now();
   const report = new Report();
   const server = await startTestPostgres();
@@ -64,12 +63,13 @@ async function main(): Promise<void> {
   const totalMs = performance.now() - t0;
   console.log(`\n## Summary\n\n${report.summaryTable()}\n\nTotal: ${(totalMs / 1000).toFixed(0)} s`);
   if (!only && !quick) {
-    const path = join(__dirname, '..', '..', '..', 'bench', 'RESULTS.md');
+    const path = process.env.DBM_BENCH_RESULTS ?? join(__dirname, '..', '..', '..', 'bench', 'RESULTS.md');
     report.write(path, {
-      command: 'npm run bench',
+      command: process.env.DBM_BENCH_COMMAND ?? 'npm run bench',
+      loadBefore,
       startedAt,
       totalMs,
-      settings: `query path ${settings.query.rounds} rounds × ${settings.query.cellMs} ms per cell and variant`,
+      settings: `query path ${settings.query.rounds} rounds × ${settings.query.cellMs} ms per cell and variant (warm-up ${settings.query.warmupMs} ms per workload and concurrency)`,
     });
     console.log(`Wrote ${path}`);
   }

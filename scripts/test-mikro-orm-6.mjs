@@ -1,47 +1,7 @@
 #!/usr/bin/env node
-// `npm run test:mikro-orm-6`: the test suite on MikroORM 6.6.16 and the system Node.js (20). It copies the repository
-// (tracked and new files) outside its own tree — under the repository, npm would put the root's node_modules/.bin,
-// with its Node 24, on PATH — swaps in legs/mikro-orm-6/package.json and its lockfile, installs them with npm ci
-// (again only when the lockfile changed since the last run there) and runs the build and `npm test` there.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+// `npm run test:mikro-orm-6`: the test suite on MikroORM 6.6.16 and the system Node.js (20), in the leg that
+// scripts/mikro-orm-6-leg.mjs prepares outside the repository.
+import { prepareLeg } from './mikro-orm-6-leg.mjs';
 
-const root = new URL('..', import.meta.url).pathname;
-const dir = process.env.DBM_LEG_DIR ?? join(tmpdir(), 'nestjs-dbmanager-mikro-orm-6');
-const leg = join(root, 'legs', 'mikro-orm-6');
-
-// Only the system's Node.js: drop every node_modules/.bin npm put on PATH for the root.
-const PATH = process.env.PATH.split(':').filter((entry) => !entry.includes('node_modules/.bin') && !entry.includes('node-gyp-bin')).join(':');
-const env = { ...process.env, PATH, DBM_EXPECT_MIKRO_ORM: '6' };
-delete env.npm_config_nodedir;
-for (const key of Object.keys(env)) if (key.startsWith('npm_') && key !== 'npm_config_cache') delete env[key];
-
-const sh = (command, args, cwd = dir) => {
-  const result = spawnSync(command, args, { cwd, env, stdio: 'inherit' });
-  if (result.status !== 0) process.exit(result.status ?? 1);
-};
-
-mkdirSync(dir, { recursive: true });
-for (const entry of readdirSync(dir)) if (entry !== 'node_modules') rmSync(join(dir, entry), { recursive: true, force: true });
-const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: root, encoding: 'utf8' }).split('\0').filter(Boolean);
-for (const file of files) {
-  if (!existsSync(join(root, file))) continue; // deleted in the working tree
-  mkdirSync(dirname(join(dir, file)), { recursive: true });
-  copyFileSync(join(root, file), join(dir, file));
-}
-copyFileSync(join(leg, 'package.json'), join(dir, 'package.json'));
-copyFileSync(join(leg, 'package-lock.json'), join(dir, 'package-lock.json'));
-
-const lockHash = createHash('sha256').update(readFileSync(join(dir, 'package-lock.json'))).digest('hex');
-const stamp = join(dir, 'node_modules', '.dbm-lock-hash');
-const node = execFileSync('node', ['--version'], { env, encoding: 'utf8' }).trim();
-console.log(`[leg mikro-orm-6] ${dir} on Node ${node}`);
-if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== lockHash) {
-  sh('npm', ['ci', '--no-audit', '--no-fund']);
-  writeFileSync(stamp, lockHash);
-}
-sh('npm', ['run', 'build']);
+const { sh } = prepareLeg();
 sh('npm', ['test', ...process.argv.slice(2)]);

@@ -7,6 +7,7 @@ import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { HealthCheck, HealthCheckService, MikroOrmHealthIndicator, TerminusModule } from '@nestjs/terminus';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { DbHealthIndicator, DbManager, type DbManagerConfigInput, DbManagerModule } from '../../lib';
+import { mikroOrm } from '../../lib/mikro-orm-version';
 import { HttpClient } from './http';
 
 // PrometheusModule.register() starts prom-client's default metrics when evaluated, which may happen once per process.
@@ -67,10 +68,13 @@ export interface AnchorContext {
 let anchorApps = 0;
 
 /**
- * The anchor: @mikro-orm/nestjs 6.1.2 with one MikroOrmModule.forRoot per context (its documented multi-database set-up),
+ * The anchor: @mikro-orm/nestjs (7.1.0 on MikroORM 7, 6.1.2 on 6) with one MikroOrmModule.forRoot per context (its documented multi-database set-up),
  * Terminus' MikroOrmHealthIndicator on every context, PrometheusModule. MikroORM options are left at their defaults.
  */
-export async function startAnchorApp(contexts: AnchorContext[], options: { listen?: boolean; healthTimeoutMs?: number } = {}): Promise<AnchorApp> {
+export async function startAnchorApp(
+  contexts: AnchorContext[],
+  options: { listen?: boolean; healthTimeoutMs?: number; pool?: { min: number; max: number } } = {},
+): Promise<AnchorApp> {
   const seq = ++anchorApps;
   // Context names are a global list in @mikro-orm/nestjs; a failed startup never runs the shutdown hook that clears it.
   CONTEXT_NAMES.length = 0;
@@ -82,6 +86,7 @@ export async function startAnchorApp(contexts: AnchorContext[], options: { liste
       driver: PostgreSqlDriver,
       clientUrl: url,
       discovery: { warnWhenNoEntities: false },
+      ...(options.pool ? { pool: options.pool } : {}),
     }),
   );
   const controller = anchorHealthController(
@@ -92,7 +97,13 @@ export async function startAnchorApp(contexts: AnchorContext[], options: { liste
   @Module({ imports: [...roots, MikroOrmModule.forMiddleware(), TerminusModule, prometheus], controllers: [controller] })
   class AnchorBenchModule {}
   const app = await boot(AnchorBenchModule, options.listen ?? true);
-  return Object.assign(app, { orm: (name: string) => app.app.get<MikroORM>(tokenOf(name), { strict: false }) });
+  const orm = (name: string) => app.app.get<MikroORM>(tokenOf(name), { strict: false });
+  // MikroORM 7 connects on the first query (6 did at init), and Terminus' indicator reports a connection that has not
+  // run one as down: one query per context makes the anchor what an app that has served a request is.
+  if (mikroOrm().major === 7) {
+    await Promise.all(contexts.map(({ name }) => (orm(name).em as unknown as { execute(sql: string): Promise<unknown> }).execute('select 1')));
+  }
+  return Object.assign(app, { orm });
 }
 
 function anchorHealthController(names: string[], tokenOf: (name: string) => string, timeout: number): Type<unknown> {

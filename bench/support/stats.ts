@@ -39,3 +39,25 @@ export function opsPerSec(value: number): string {
 export function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
+
+/**
+ * A 95 % bootstrap interval of the median of `values` (resampled `resamples` times with a fixed seed, so a run's
+ * report is reproducible from its samples): [low, high].
+ */
+export function bootstrapMedianInterval(values: readonly number[], resamples = 2_000): [number, number] {
+  if (values.length === 0) return [Number.NaN, Number.NaN];
+  let seed = 0x2545f491;
+  // xorshift32: a seeded generator, Math.random cannot be seeded.
+  const random = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 2 ** 32;
+  };
+  const medians: number[] = [];
+  for (let i = 0; i < resamples; i++) {
+    const sample = Array.from({ length: values.length }, () => values[Math.floor(random() * values.length)]!);
+    medians.push(median(sample));
+  }
+  return [percentile(medians, 2.5), percentile(medians, 97.5)];
+}

@@ -12,6 +12,7 @@ export class AcquireTally {
   waitSeconds = 0;
   private readonly perBucket: number[] = ACQUIRE_BUCKETS.map(() => 0);
   private publishedWaits = 0;
+  private exported?: HistogramEntry;
   private publishedWaitSeconds = 0;
 
   record(seconds: number, waited: boolean): void {
@@ -30,11 +31,14 @@ export class AcquireTally {
     }
   }
 
-  /** The histogram entry of these acquires. */
+  /** The histogram entry of these acquires: one object per tally, updated at each scrape. */
   entry(labels: Record<string, string>): HistogramEntry {
-    const bucketValues: Record<number, number> = {};
-    ACQUIRE_BUCKETS.forEach((bound, i) => (bucketValues[bound] = this.perBucket[i]));
-    return { labels, bucketValues, sum: this.sumSeconds, count: this.count };
+    const entry = (this.exported ??= { labels, bucketValues: {}, sum: 0, count: 0 });
+    entry.labels = labels;
+    for (let i = 0; i < ACQUIRE_BUCKETS.length; i++) entry.bucketValues[ACQUIRE_BUCKETS[i]!] = this.perBucket[i]!;
+    entry.sum = this.sumSeconds;
+    entry.count = this.count;
+    return entry;
   }
 
   /** Waits recorded since the last call, for the wait counters. */

@@ -4,8 +4,8 @@ import type { DbConnection } from '../connection/db-connection';
 import { DbManager } from '../manager/db-manager';
 import { METRIC, POOL_STATES, RECONNECT_RESULTS } from './metric-names';
 import { AcquireTally } from './acquire-tally';
-import type { HistogramEntry } from './adapters/prom-client';
-import { adoptMetric, type GaugeReader, metricProviders, metricToken, releaseMetric } from './metric-providers';
+import { type GaugeEntry, gaugeEntry, type HistogramEntry } from './adapters/prom-client';
+import { adoptMetric, type GaugeReader, metricProviders, metricToken, releaseMetric, seriesAdded } from './metric-providers';
 
 type MetricKey = keyof typeof METRIC;
 
@@ -29,6 +29,11 @@ export interface DbManagerMetricSet {
 interface Tracked {
   connection: DbConnection;
   labels: { name: string; type: string };
+  /**
+   * Its gauge series, made once: a scrape updates their values in place, and prom-client's registry formats each
+   * label set once (see `shareLabels`) instead of on every scrape.
+   */
+  series: { info: GaugeEntry; status: GaugeEntry; pool: Record<(typeof POOL_STATES)[number], GaugeEntry> };
   acquires: AcquireTally;
   off: Array<() => void>;
   /**
@@ -56,27 +61,35 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
     this.stopWatching = manager.onConnections({ added: (c) => this.track(c), removed: (c) => this.untrack(c) });
   }
 
-  readConnections(gauge: Gauge<string>): void {
+  readConnections(into: GaugeEntry[]): void {
     const byType = new Map<string, number>();
     for (const { labels } of this.tracked.values()) byType.set(labels.type, (byType.get(labels.type) ?? 0) + 1);
-    for (const [type, count] of byType) gauge.set({ type }, count);
+    for (const [type, count] of byType) into.push({ ...gaugeEntry({ type }), value: count });
   }
 
-  readInfo(gauge: Gauge<string>): void {
-    for (const { connection, labels } of this.tracked.values()) gauge.set({ ...labels, critical: String(connection.critical) }, 1);
+  readInfo(into: GaugeEntry[]): void {
+    for (const { series } of this.tracked.values()) into.push(series.info);
   }
 
-  readStatus(gauge: Gauge<string>): void {
-    for (const { connection, labels } of this.tracked.values()) gauge.set(labels, connection.status === 'up' || connection.status === 'idle' ? 1 : 0);
+  readStatus(into: GaugeEntry[]): void {
+    for (const { connection, series } of this.tracked.values()) {
+      series.status.value = connection.status === 'up' || connection.status === 'idle' ? 1 : 0;
+      into.push(series.status);
+    }
   }
 
-  readPoolSize(gauge: Gauge<string>): void {
-    for (const { connection, labels } of this.tracked.values()) {
+  readPoolSize(into: GaugeEntry[]): void {
+    for (const { connection, series } of this.tracked.values()) {
       // No pool open on purpose: its sizes are all 0, and absent series sum the same.
       if (connection.status === 'idle') continue;
       const g = connection.gauges();
-      const values: Record<(typeof POOL_STATES)[number], number> = { open: g.open, in_use: g.inUse, idle: g.idle, pending: g.pending, max: g.max };
-      for (const state of POOL_STATES) gauge.set({ ...labels, state }, values[state]);
+      const { open, in_use, idle, pending, max } = series.pool;
+      open.value = g.open;
+      in_use.value = g.inUse;
+      idle.value = g.idle;
+      pending.value = g.pending;
+      max.value = g.max;
+      into.push(open, in_use, idle, pending, max);
     }
   }
 
@@ -108,7 +121,12 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
     const labels = { name: connection.name, type: connection.type };
     const m = this.metrics;
     const acquires = new AcquireTally();
-    const tracked: Tracked = { connection, labels, acquires, off: [], opened: false };
+    const series: Tracked['series'] = {
+      info: { ...gaugeEntry({ ...labels, critical: String(connection.critical) }), value: 1 },
+      status: gaugeEntry({ ...labels }),
+      pool: Object.fromEntries(POOL_STATES.map((state) => [state, gaugeEntry({ ...labels, state })])) as unknown as Tracked['series']['pool'],
+    };
+    const tracked: Tracked = { connection, labels, series, acquires, off: [], opened: false };
     const opened = () => {
       if (tracked.opened) return;
       tracked.opened = true;
@@ -122,6 +140,7 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
       m.maxIdleClosed.inc(labels, stats.maxIdleClosed);
       for (const result of RECONNECT_RESULTS) m.reconnectAttempts.inc({ ...labels, result }, 0);
       m.healthCheckDuration.zero(labels);
+      seriesAdded();
     };
     if (connection.status !== 'idle') opened();
 
@@ -146,6 +165,7 @@ export class DbManagerMetrics implements GaugeReader, OnApplicationShutdown {
     ];
     tracked.off = off;
     this.tracked.set(connection.name, tracked);
+    seriesAdded();
   }
 
   private untrack(connection: DbConnection): void {

@@ -1,16 +1,16 @@
 import { Logger, type Provider } from '@nestjs/common';
 import { getToken, makeCounterProvider, makeGaugeProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
 import { type Counter, type Gauge, type Histogram, type Metric, register } from 'prom-client';
-import { type HistogramEntry, replaceHistogramEntries } from './adapters/prom-client';
+import { type GaugeEntry, type HistogramEntry, replaceGaugeEntries, replaceHistogramEntries, shareLabels } from './adapters/prom-client';
 import { unprefixed } from './adapters/willsoto';
 import { ACQUIRE_BUCKETS, CONNECTION_LABELS, HEALTH_CHECK_BUCKETS, INFO_LABELS, METRIC } from './metric-names';
 
 /** What a scrape asks of each app's metrics (one `DbManagerMetrics` per app). */
 export interface GaugeReader {
-  readConnections(gauge: Gauge<string>): void;
-  readInfo(gauge: Gauge<string>): void;
-  readStatus(gauge: Gauge<string>): void;
-  readPoolSize(gauge: Gauge<string>): void;
+  readConnections(into: GaugeEntry[]): void;
+  readInfo(into: GaugeEntry[]): void;
+  readStatus(into: GaugeEntry[]): void;
+  readPoolSize(into: GaugeEntry[]): void;
   /** Adds the acquires counted since the last scrape to the wait counters. */
   publishWaits(): void;
   /** One histogram entry per connection, from its acquire tally. */
@@ -38,22 +38,47 @@ export function releaseMetric(metric: Metric<string>, name: string, reader: Gaug
   if (register.getSingleMetric(name) === metric) register.removeSingleMetric(name);
 }
 
-function gauge(name: string, help: string, labelNames: readonly string[], read: (reader: GaugeReader, gauge: Gauge<string>) => void): Provider {
+function gauge(name: string, help: string, labelNames: readonly string[], read: (reader: GaugeReader, into: GaugeEntry[]) => void): Provider {
   return unprefixed(
     makeGaugeProvider({
       name,
       help,
       labelNames: [...labelNames],
       collect(this: Gauge<string>) {
+        const entries: GaugeEntry[] = [];
+        for (const reader of readers.get(this) ?? []) read(reader, entries);
+        if (replaceGaugeEntries(this, entries)) return;
         this.reset();
-        for (const reader of readers.get(this) ?? []) read(reader, this);
+        for (const { labels, value } of entries) this.set(labels, value);
       },
     }),
   );
 }
 
-function counter(name: string, help: string, labelNames: readonly string[] = CONNECTION_LABELS, collect?: (this: Counter<string>) => void): Provider {
-  return unprefixed(makeCounterProvider({ name, help, labelNames: [...labelNames], ...(collect ? { collect } : {}) }));
+/** Bumped whenever series are added (a connection tracked), so counters share the new series' labels once. */
+let seriesGeneration = 0;
+const sharedAt = new WeakMap<object, number>();
+
+/** New counter series exist (their labels are shared at the next scrape). */
+export function seriesAdded(): void {
+  seriesGeneration++;
+}
+
+function counter(name: string, help: string, labelNames: readonly string[] = CONNECTION_LABELS, publish?: (this: Counter<string>) => void): Provider {
+  return unprefixed(
+    makeCounterProvider({
+      name,
+      help,
+      labelNames: [...labelNames],
+      collect(this: Counter<string>) {
+        publish?.call(this);
+        // Only after new series appeared: every series of ours is made when its connection is tracked.
+        if (sharedAt.get(this) === seriesGeneration) return;
+        shareLabels(this);
+        sharedAt.set(this, seriesGeneration);
+      },
+    }),
+  );
 }
 
 function histogram(name: string, help: string, buckets: number[], collect?: (this: Histogram<string>) => void): Provider {
@@ -72,12 +97,10 @@ export const metricToken = (name: string): string => getToken(name);
 
 /** Every metric of the contract, as willsoto providers (registered in prom-client's default registry). */
 export const metricProviders: Provider[] = [
-  gauge(METRIC.connections, 'Connections registered, by database type (those with enable_metrics)', ['type'], (r, g) => r.readConnections(g)),
-  gauge(METRIC.info, 'Always 1 per connection; its critical label lets alerts join on critical connections only', INFO_LABELS, (r, g) => r.readInfo(g)),
-  gauge(METRIC.status, 'Connection health: 1 when up, 0 otherwise', CONNECTION_LABELS, (r, g) => r.readStatus(g)),
-  gauge(METRIC.poolSize, 'Pool connections by state: open, in_use, idle, pending (callers waiting), max', [...CONNECTION_LABELS, 'state'], (r, g) =>
-    r.readPoolSize(g),
-  ),
+  gauge(METRIC.connections, 'Connections registered, by database type (those with enable_metrics)', ['type'], (r, into) => r.readConnections(into)),
+  gauge(METRIC.info, 'Always 1 per connection; its critical label lets alerts join on critical connections only', INFO_LABELS, (r, into) => r.readInfo(into)),
+  gauge(METRIC.status, 'Connection health: 1 when up, 0 otherwise', CONNECTION_LABELS, (r, into) => r.readStatus(into)),
+  gauge(METRIC.poolSize, 'Pool connections by state: open, in_use, idle, pending (callers waiting), max', [...CONNECTION_LABELS, 'state'], (r, into) => r.readPoolSize(into)),
   counter(METRIC.waits, 'Acquires that waited because every pooled connection was busy', CONNECTION_LABELS, function () {
     publishWaits(this);
   }),

@@ -75,7 +75,7 @@ export class KnexSession implements DriverSession {
    * Lends the raw driver connection from the shared pool and takes it back after `fn`. Inside `em.transactional` it
    * lends the transaction's own connection, so a one-connection pool cannot deadlock.
    */
-  async withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T> {
+  withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T> {
     const { queries } = this.context;
     const { nativeClientView, watchNativeClient } = this.dialect;
     const lend = (connection: RawConnection) => {
@@ -83,14 +83,16 @@ export class KnexSession implements DriverSession {
       return fn(queries && watchNativeClient ? watchNativeClient(view, queries) : view);
     };
     const inTransaction = transactionConnection(currentTransaction(this.context.config.name, this.orm.em));
-    if (inTransaction) return lend(await inTransaction);
+    if (inTransaction) return inTransaction.then(lend);
+    // Not async: every native query passes here, and an async frame would cost it a promise and a tick of its own.
     const { client } = this.knexInstance;
-    const connection = await client.acquireConnection();
-    try {
-      return await lend(connection);
-    } finally {
-      await client.releaseConnection(connection);
-    }
+    return client.acquireConnection().then(async (connection) => {
+      try {
+        return await lend(connection);
+      } finally {
+        await client.releaseConnection(connection);
+      }
+    });
   }
 
   /**

@@ -60,7 +60,8 @@ export function knexDriverOptions(config: ConnectionConfig, dialect: KnexDialect
         (error: unknown) => done(error, connection),
       );
     },
-    validate: async (connection: RawConnection) => hooks.usable(connection) && (userPool.validate ? userPool.validate(connection) : true),
+    // Runs on every acquire: not async, so a usable connection costs knex's own await of a boolean, not of a promise.
+    validate: (connection: RawConnection) => hooks.usable(connection) && (userPool.validate ? userPool.validate(connection) : true),
   };
   // Knex's own warnings ("Connection Error: …") go to the Nest logger at debug level: our status changes already say it at warn.
   const logger = new Logger(`DbManager:${config.name}`);

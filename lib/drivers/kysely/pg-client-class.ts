@@ -24,12 +24,14 @@ const NOT_SENT = Object.freeze({ rows: [], rowCount: 0, command: 'SELECT', field
  * EntityManager, Kysely or a lent native client runs passes through its `query`, so
  * - a transaction's client can be found: Kysely wraps it privately, so `identify` runs a probe through the
  *   transaction's connection, which this subclass answers without sending and records as that client;
- * - with tracing or query logging on, each statement reaches `queries` (off, nothing but the probe check runs);
+ * - with tracing or query logging on, each statement reaches `queries` (off, a counter check is all that runs);
  * - connect_timeout bounds its own connect, apart from the pool's wait for a client (acquire_timeout);
  * - with `bound`, each statement is bounded from the client side (behind a pooler that refuses statement_timeout).
  */
 export function sessionClientClass(Base: PgClientClass, connectTimeoutMs: number, queries: QueryListener | undefined, bound?: StatementBound) {
   const probe = new AsyncLocalStorage<{ client?: PgClientLike }>();
+  /** Probes under way: while there are none, a query does not look up the probe's async context at all. */
+  let probing = 0;
   const watch = queries ? watchQueryMethod(queries, true) : undefined;
   const baseQuery = Base.prototype.query as (this: PgClientLike, ...args: unknown[]) => unknown;
 
@@ -45,7 +47,7 @@ export function sessionClientClass(Base: PgClientClass, connectTimeoutMs: number
     }
 
     override query(...args: unknown[]): unknown {
-      const slot = probe.getStore();
+      const slot = probing ? probe.getStore() : undefined;
       if (slot) {
         slot.client = this;
         return Promise.resolve(NOT_SENT);
@@ -60,7 +62,12 @@ export function sessionClientClass(Base: PgClientClass, connectTimeoutMs: number
     /** Runs `send` (which makes one query go through a connection) and returns the client it reached. */
     async identify(send: () => Promise<unknown>): Promise<PgClientLike | undefined> {
       const slot: { client?: PgClientLike } = {};
-      await probe.run(slot, send);
+      probing++;
+      try {
+        await probe.run(slot, send);
+      } finally {
+        probing--;
+      }
       return slot.client;
     },
     /** A statement on `client` that neither tracing nor logging sees (health pings). */

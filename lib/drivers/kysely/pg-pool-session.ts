@@ -125,9 +125,12 @@ export class PgPoolSession implements DriverSession {
         queueMicrotask(() => trimmer.trim(config.maxIdleConns, (c) => ledger.trim(c)));
       }
       // Once pg-pool has put it back (after its own queue had first pick), an idle client goes to a refused caller.
-      queueMicrotask(() => {
-        if (pool.idleCount > 0) this.refused.wakeFirst();
-      });
+      // Asked first: a microtask per release would cost every query something for a case that is almost never there.
+      if (this.refused.any) {
+        queueMicrotask(() => {
+          if (pool.idleCount > 0) this.refused.wakeFirst();
+        });
+      }
     });
     pool.on('remove', (client) => observer.closed(ledger.closed(client)));
     // pg-pool re-emits an idle client's error on the pool, and the client's own listener above has reported it
@@ -142,39 +145,52 @@ export class PgPoolSession implements DriverSession {
    * reason that can pass (the server's connection limit, a refused or timed-out connect) does not fail the caller: it
    * waits for a client to come back or its backoff, and tries again until acquire_timeout, then fails with an
    * `AcquireTimeoutError` naming that failure; a permanent one (wrong password, unknown database) fails at once. A
-   * closed connection refuses with its `ConnectionClosedError`.
+   * closed connection refuses with its `ConnectionClosedError`. Every query passes here, so the first try is a plain
+   * `then` (no async frame of its own); the retries live in `retryAcquire`.
    */
-  private async acquire(connect: () => Promise<PgPoolClient>): Promise<PgPoolClient> {
-    const { observer, config } = this.context;
+  private acquire(connect: () => Promise<PgPoolClient>): Promise<PgPoolClient> {
+    const refused = this.context.closedError();
+    if (refused) return Promise.reject(refused);
     const started = performance.now();
     const saturated = this.saturated();
+    this.waiting++;
+    return connect().then(
+      (client) => {
+        this.waiting--;
+        this.lastConnectFailure = undefined;
+        this.context.observer.acquired(performance.now() - started, saturated);
+        return client;
+      },
+      (error: unknown) => this.retryAcquire(connect, error, started).finally(() => this.waiting--),
+    );
+  }
+
+  /** The first connect failed with `error`: fails the caller, or waits and tries again until acquire_timeout. */
+  private async retryAcquire(connect: () => Promise<PgPoolClient>, error: unknown, started: number): Promise<PgPoolClient> {
+    const { observer, config } = this.context;
     const deadline = config.acquireTimeout ? started + config.acquireTimeout : Infinity;
     const timedOut = () => {
       observer.acquireTimedOut(performance.now() - started);
       return this.acquireTimeout();
     };
-    this.waiting++;
-    try {
-      for (let failures = 0; ; failures++) {
-        const refused = this.context.closedError();
-        if (refused) throw refused;
-        try {
-          const client = await (failures ? withinDeadline(connect(), deadline) : connect());
-          this.lastConnectFailure = undefined;
-          observer.acquired(performance.now() - started, saturated || failures > 0);
-          return client;
-        } catch (error) {
-          const closed = this.context.closedError(error);
-          if (closed) throw closed;
-          if (isPgPoolTimeout(error) || error === DEADLINE) throw timedOut();
-          if (this.permanent(error)) throw error;
-          this.lastConnectFailure = error;
-          await this.refused.wait(Math.min(connectRetryDelay(failures), deadline - performance.now()));
-          if (performance.now() >= deadline) throw timedOut();
-        }
+    for (let failures = 1; ; failures++) {
+      const closed = this.context.closedError(error);
+      if (closed) throw closed;
+      if (isPgPoolTimeout(error) || error === DEADLINE) throw timedOut();
+      if (this.permanent(error)) throw error;
+      this.lastConnectFailure = error;
+      await this.refused.wait(Math.min(connectRetryDelay(failures - 1), deadline - performance.now()));
+      if (performance.now() >= deadline) throw timedOut();
+      const refused = this.context.closedError();
+      if (refused) throw refused;
+      try {
+        const client = await withinDeadline(connect(), deadline);
+        this.lastConnectFailure = undefined;
+        observer.acquired(performance.now() - started, true);
+        return client;
+      } catch (next) {
+        error = next;
       }
-    } finally {
-      this.waiting--;
     }
   }
 
@@ -216,19 +232,40 @@ export class PgPoolSession implements DriverSession {
    * Lends a pooled `pg` client and releases it after `fn`. Inside `em.transactional` it lends the transaction's own
    * client, so a one-connection pool cannot deadlock.
    */
-  async withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T> {
+  withNativeClient<T>(fn: (client: unknown) => Promise<T> | T): Promise<T> {
     const transaction = currentTransaction(this.context.config.name, this.orm.em);
-    if (transaction) {
-      const client = await identifyTransactionClient(transaction, (send) => this.clients.identify(send));
-      if (!client) throw new Error(`Connection "${this.context.config.name}": the transaction's client could not be found to lend it`);
-      return fn(this.lent(client));
-    }
-    const client = await this.pool!.connect();
-    try {
-      return await fn(this.lent(client));
-    } finally {
-      client.release();
-    }
+    if (transaction) return this.lendTransactionClient(transaction, fn);
+    // Not async, and the client goes back the moment fn settles: no frame, promise or tick beyond the pool's own.
+    return this.pool!.connect().then((client) => {
+      let result: Promise<T> | T;
+      try {
+        result = fn(this.lent(client));
+      } catch (error) {
+        client.release();
+        throw error;
+      }
+      if (!isThenable(result)) {
+        client.release();
+        return result;
+      }
+      return result.then(
+        (value) => {
+          client.release();
+          return value;
+        },
+        (error: unknown) => {
+          client.release();
+          throw error;
+        },
+      );
+    });
+  }
+
+  /** Inside `em.transactional`: the transaction's own client, found by a probe through its connection. */
+  private async lendTransactionClient<T>(transaction: unknown, fn: (client: unknown) => Promise<T> | T): Promise<T> {
+    const client = await identifyTransactionClient(transaction, (send) => this.clients.identify(send));
+    if (!client) throw new Error(`Connection "${this.context.config.name}": the transaction's client could not be found to lend it`);
+    return fn(this.lent(client));
   }
 
   private lent<T extends object>(client: T): T {
@@ -310,6 +347,10 @@ export class PgPoolSession implements DriverSession {
   }
 }
 
+
+function isThenable<T>(value: Promise<T> | T): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
 
 /** Rejection of a retried connect that outlived the acquire deadline. */
 const DEADLINE = new Error('acquire deadline passed');

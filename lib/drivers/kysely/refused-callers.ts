@@ -22,6 +22,11 @@ export class RefusedCallers {
     });
   }
 
+  /** True while some caller waits (the pool's release handler asks before queueing a wake-up). */
+  get any(): boolean {
+    return this.line.length > 0;
+  }
+
   /** A client came back to the pool: the longest-waiting caller tries again. */
   wakeFirst(): void {
     this.line[0]?.();
