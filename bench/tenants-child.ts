@@ -13,6 +13,7 @@ import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminu
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import pg from 'pg';
 import { type ConnectionOptionsInputFor, DbHealthIndicator, DbManager, type DbManagerConfigInput, DbManagerModule } from '../lib';
+import { mikroOrm } from '../lib/mikro-orm-version';
 
 export interface TenantsReading {
   declared: number;
@@ -149,9 +150,14 @@ async function main(): Promise<void> {
       const started = performance.now();
       await tenant.em.fork().getConnection().execute('select 1');
       firstUse.push(performance.now() - started);
-      await (tenant.kysely() as unknown as { selectNoFrom(s: unknown): { execute(): Promise<unknown> } })
-        .selectNoFrom((eb: { lit(v: number): { as(n: string): unknown } }) => eb.lit(1).as('one'))
-        .execute();
+      // The running major's query builder: Kysely on 7, Knex on 6.
+      if (mikroOrm().major === 7) {
+        await (tenant.kysely() as unknown as { selectNoFrom(s: unknown): { execute(): Promise<unknown> } })
+          .selectNoFrom((eb: { lit(v: number): { as(n: string): unknown } }) => eb.lit(1).as('one'))
+          .execute();
+      } else {
+        await (tenant.knex() as unknown as { raw(sql: string): Promise<unknown> }).raw('select 1 as one');
+      }
     }
     const { backends, tenants } = await backendsOf(url, prefix);
     const metrics = await timedGets(base, '/metrics', 50);

@@ -70,7 +70,7 @@ export async function tenants(server: { url: string }, settings: TenantsSettings
     );
   });
   const table = [
-    `Lazy PostgreSQL tenants (idle_pool_timeout 5m), ${settings.active} used (one EntityManager and one Kysely query each); medians of ${settings.rounds} rounds, each case a fresh process.`,
+    `Lazy PostgreSQL tenants (idle_pool_timeout 5m), ${settings.active} used (one EntityManager and one query-builder query each); medians of ${settings.rounds} rounds, each case a fresh process.`,
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; 1-min load ${load.toFixed(2)} at start, ${loadavg()[0].toFixed(2)} at end. Baseline (the same app with no connections, doing the same HTTP and pg calls): RSS ${f1(baseRss)} MB, heap ${f1(baseHeap)} MB (RSS ${f1(baseCapped)} MB with ${CAPPED_YOUNG_GENERATION}).`,
     '',
     `| declared | active | DbManager.create ms | over baseline MB: RSS / RSS ${CAPPED_YOUNG_GENERATION} / heap | server connections | /metrics p50 / p95 ms | /metrics size | /health p50 ms (size) | stats() p50 ms | first use p50 ms |`,
