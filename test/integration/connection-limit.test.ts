@@ -105,7 +105,7 @@ describe('PostgreSQL at its connection limit (53300)', () => {
     const logs = new LogCapture();
     Logger.overrideLogger(logs);
     const starting = manager({ retry_attempts: 10, retry_delay: '100ms', retry_max_delay: '200ms', connections: { limited: { type: 'postgres', dsn: roleUrl } } });
-    await vi.waitFor(() => expect(logs.matching('DbManager', /"limited" attempt 1 failed \(too many connections for role/)).toHaveLength(1), { timeout: 5_000 });
+    await logs.logged('DbManager', /"limited" attempt 1 failed \(too many connections for role/);
     await release();
     const m = await starting;
     expect(m.get('limited').status).toBe('up');

@@ -38,9 +38,9 @@ function pgConnection(extra: PoolOptionsInput = {}): { app: string; config: Conn
   return { app, config: { type: 'postgres', dsn: url, application_name: app, ...extra } };
 }
 
-/** Resolves when the manager has logged that many failed attempts of `name`. */
+/** Resolves right after the manager has logged that many failed attempts of `name` (before its next backoff can end). */
 function attemptsFailed(name: string, count: number): Promise<void> {
-  return vi.waitFor(() => expect(logs.matching('DbManager', new RegExp(`^"${name}" attempt \\d+ failed`)).length).toBeGreaterThanOrEqual(count), { timeout: 5_000 });
+  return logs.logged('DbManager', new RegExp(`^"${name}" attempt \\d+ failed`), count);
 }
 
 const slowRetries = { retry_attempts: 20, retry_delay: '1s', retry_max_delay: '1s' } as const;

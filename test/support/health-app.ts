@@ -42,12 +42,34 @@ export class LogCapture implements LoggerService {
   fatal(message: unknown, context?: string): void {
     this.add('fatal', message, context);
   }
+  private readonly waiters = new Set<() => void>();
   /** Lines whose context and message match. */
   matching(context: string | RegExp, message: RegExp): LogLine[] {
     return this.lines.filter((l) => (typeof context === 'string' ? l.context === context : context.test(l.context)) && message.test(l.message));
   }
+  /**
+   * Resolves as soon as `count` lines match — in the microtask after the line that makes it so is written, before any
+   * timer can fire, so a test can act between a retry's failure and its next attempt however loaded the machine is.
+   */
+  logged(context: string | RegExp, message: RegExp, count = 1, timeoutMs = 5_000): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (this.matching(context, message).length < count) return;
+        this.waiters.delete(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`${count} log line(s) matching ${String(message)} not written within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
   private add(level: LogLine['level'], message: unknown, context?: string): void {
     this.lines.push({ level, context: context ?? '', message: String(message), at: performance.now() });
+    for (const check of [...this.waiters]) check();
   }
 }
 
