@@ -46,18 +46,32 @@ export function mb(bytes: number): string {
  */
 export function bootstrapMedianInterval(values: readonly number[], resamples = 2_000): [number, number] {
   if (values.length === 0) return [Number.NaN, Number.NaN];
-  let seed = 0x2545f491;
-  // xorshift32: a seeded generator, Math.random cannot be seeded.
-  const random = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 2 ** 32;
-  };
+  const random = seededRandom(0x2545f491);
   const medians: number[] = [];
   for (let i = 0; i < resamples; i++) {
     const sample = Array.from({ length: values.length }, () => values[Math.floor(random() * values.length)]!);
     medians.push(median(sample));
   }
   return [percentile(medians, 2.5), percentile(medians, 97.5)];
+}
+
+/** xorshift32: a seeded generator of numbers in [0, 1) — Math.random cannot be seeded, and a run should be repeatable. */
+export function seededRandom(seed: number): () => number {
+  let state = seed | 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
+/** A shuffled copy of `items` (Fisher–Yates, drawing from `random`). */
+export function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
