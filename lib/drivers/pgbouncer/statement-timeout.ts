@@ -1,4 +1,5 @@
 import { cancelKeyOf, socketOf } from '../adapters/pg';
+import { callObserved } from '../native-watch';
 import { sendCancelRequest } from './cancel-request';
 
 type Method = (this: unknown, ...args: unknown[]) => unknown;
@@ -18,36 +19,7 @@ export function statementTimeout(client: object, timeoutMs: number, connectionNa
     function timed(this: unknown, ...args: unknown[]): unknown {
       const first = args[0] as { submit?: unknown } | undefined;
       if (typeof first === 'object' && typeof first?.submit === 'function') return original(...args);
-      const settled = startTimer(client, timeoutMs, connectionName);
-      const last = args[args.length - 1];
-      if (typeof last === 'function') {
-        args[args.length - 1] = function (this: unknown, error: unknown, ...rest: unknown[]) {
-          settled(error);
-          return (last as Method).call(this, error, ...rest);
-        };
-        return original(...args);
-      }
-      let result: unknown;
-      try {
-        result = original(...args);
-      } catch (error) {
-        settled(error);
-        throw error;
-      }
-      if (!result || typeof (result as Promise<unknown>).then !== 'function') {
-        settled(undefined);
-        return result;
-      }
-      return (result as Promise<unknown>).then(
-        (value) => {
-          settled(undefined);
-          return value;
-        },
-        (error: unknown) => {
-          settled(error);
-          throw error;
-        },
-      );
+      return callObserved(original, args, startTimer(client, timeoutMs, connectionName));
     };
 }
 
