@@ -35,6 +35,8 @@ const COMPARISONS: Comparison[] = [
   { subject: 'ours:knex', reference: 'plain:knex', target: true },
   { subject: 'ours:em', reference: 'plain:em', target: true },
   { subject: 'anchor:em', reference: 'plain:em', target: false },
+  { subject: 'ballast:pool', reference: 'bare:pool', target: false },
+  { subject: 'ours:native', reference: 'ballast:pool', target: false },
 ];
 
 export interface QueryPathSettings {
@@ -101,7 +103,7 @@ class VariantProcess {
 
 export async function queryPath(report: Report, server: TestPostgres, settings: QueryPathSettings): Promise<QueryPathOutcome> {
   await createTable(server.url);
-  const keys = variantsOfThisLeg().filter((k) => !settings.variants || settings.variants.includes(k));
+  const keys = settings.variants ? (settings.variants.filter((k) => k in CALLS) as VariantKey[]) : variantsOfThisLeg();
   const cells = WORKLOADS.flatMap((_, workload) => CONCURRENCIES.map((concurrency) => ({ workload, concurrency })));
   // samples[cell][variant][round]
   const samples = cells.map(() => Object.fromEntries(keys.map((k) => [k, [] as CellSample[]])) as Record<VariantKey, CellSample[]>);
