@@ -7,13 +7,14 @@ import 'reflect-metadata';
  * query and one query-builder query each), counts the server connections per tenant, and times /metrics, /health
  * and stats(). `declared` 0 is the same app with no connections: the RSS baseline. Prints one JSON line.
  */
-import { Controller, Get, Logger, Module } from '@nestjs/common';
+import { Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
+import { TerminusModule } from '@nestjs/terminus';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import pg from 'pg';
-import { type ConnectionOptionsInputFor, DbHealthIndicator, DbManager, type DbManagerConfigInput, DbManagerModule } from '../lib';
+import { type ConnectionOptionsInputFor, DbManager, type DbManagerConfigInput, DbManagerModule } from '../lib';
 import { mikroOrm } from '../lib/mikro-orm-version';
+import { OursHealthController } from './support/health-controller';
 
 export interface TenantsReading {
   declared: number;
@@ -34,20 +35,6 @@ export interface TenantsReading {
   statsP50Ms: number;
   /** First EntityManager query of an idle tenant (ORM built, pool opened, then the query). */
   firstUseP50Ms: number;
-}
-
-@Controller('health')
-class HealthController {
-  constructor(
-    private readonly health: HealthCheckService,
-    private readonly db: DbHealthIndicator,
-  ) {}
-
-  @Get()
-  @HealthCheck()
-  check() {
-    return this.health.check([() => this.db.checkAll()]);
-  }
 }
 
 function tenantsConfig(url: string, declared: number, prefix: string): DbManagerConfigInput {
@@ -123,7 +110,7 @@ async function main(): Promise<void> {
 
   @Module({
     imports: [...(declared > 0 ? [DbManagerModule.forRoot(config)] : []), TerminusModule, PrometheusModule.register()],
-    controllers: declared > 0 ? [HealthController] : [],
+    controllers: declared > 0 ? [OursHealthController] : [],
   })
   class TenantsBenchModule {}
   const app = await NestFactory.create(TenantsBenchModule, { logger: false });

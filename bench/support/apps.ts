@@ -6,8 +6,9 @@ import { CONTEXT_NAMES, getMikroORMToken, MikroOrmModule } from '@mikro-orm/nest
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { HealthCheck, HealthCheckService, MikroOrmHealthIndicator, TerminusModule } from '@nestjs/terminus';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
-import { DbHealthIndicator, DbManager, type DbManagerConfigInput, DbManagerModule } from '../../lib';
+import { DbManager, type DbManagerConfigInput, DbManagerModule } from '../../lib';
 import { mikroOrm } from '../../lib/mikro-orm-version';
+import { OursHealthController } from './health-controller';
 import { HttpClient } from './http';
 
 // PrometheusModule.register() starts prom-client's default metrics when evaluated, which may happen once per process.
@@ -28,20 +29,6 @@ export interface OursApp extends BenchApp {
 export interface AnchorApp extends BenchApp {
   /** The MikroORM of a context, by the name the caller gave it. */
   orm(name: string): MikroORM;
-}
-
-@Controller('health')
-class OursHealthController {
-  constructor(
-    private readonly health: HealthCheckService,
-    private readonly db: DbHealthIndicator,
-  ) {}
-
-  @Get()
-  @HealthCheck()
-  check() {
-    return this.health.check([() => this.db.checkAll()]);
-  }
 }
 
 /** Our module as a user wires it: DbManagerModule + TerminusModule + PrometheusModule + a /health controller. */

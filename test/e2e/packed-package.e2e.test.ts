@@ -74,13 +74,13 @@ describe('the packed tarball', () => {
     expect(packedFiles).toContain('dist/index.js');
     expect(packedFiles).toContain('dist/index.d.ts');
     // The alert rules (with their promtool tests) and the Grafana dashboard ship for operators.
-    for (const file of ['ops/prometheus/alerts.yaml', 'ops/prometheus/alerts_test.yaml', 'ops/grafana/dashboard.json']) expect(packedFiles).toContain(file);
+    for (const file of ['ops/prometheus/alerts.yaml', 'ops/prometheus/tests/alerts_test.yaml', 'ops/grafana/dashboard.json']) expect(packedFiles).toContain(file);
     const js = packedFiles.filter((f) => f.endsWith('.js'));
     expect(js.length).toBeGreaterThan(20);
     for (const file of js) expect(packedFiles, `${file} has no declaration`).toContain(file.replace(/\.js$/, '.d.ts'));
     // The JSON Schema of the YAML config, for editors: nestjs-dbmanager/config.schema.json.
     expect(packedFiles).toContain('config.schema.json');
-    const stray = packedFiles.filter((f) => !/^(dist\/.+\.(js|d\.ts|js\.map)|ops\/(prometheus\/[\w.-]+\.yaml|grafana\/[\w.-]+\.json)|config\.schema\.json|README\.md|package\.json|LICENSE)$/.test(f));
+    const stray = packedFiles.filter((f) => !/^(dist\/.+\.(js|d\.ts|js\.map)|ops\/(prometheus\/(tests\/)?[\w.-]+\.yaml|grafana\/[\w.-]+\.json)|config\.schema\.json|README\.md|package\.json|LICENSE)$/.test(f));
     expect(stray).toEqual([]);
     for (const forbidden of [/^test\//, /^sample-app\//, /node_modules\//, /^bench\//, /^lib\//, /\.test\./]) {
       expect(packedFiles.filter((f) => forbidden.test(f)), String(forbidden)).toEqual([]);
