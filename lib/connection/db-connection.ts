@@ -22,9 +22,11 @@ import { StatusBook } from './status-book';
 /**
  * One named database connection: a MikroORM instance whose EntityManager, query builder and native client
  * all come from one pool. Status, pool figures and health live here; retries and the health loop are the manager's.
- * Opening, idling and reopening the pool are its LazyPool's; pings its HealthProbe's; status and events its StatusBook's.
  */
 export class DbConnection {
+  // A facade: opening, idling and reopening the pool are the LazyPool's, pings the HealthProbe's, status and events
+  // the StatusBook's; what stays here is the public API, the ORM, the access paths and close().
+
   /** The connection's name (its key in the configuration). */
   readonly name: string;
   /** Its database type. */
