@@ -12,6 +12,7 @@ import { logConnectionEvents, queryLog } from '../tracing/connection-log';
 import { ConnectionTracing, type SpanOutcome } from '../tracing/connection-tracing';
 import { combineQueryListeners } from '../tracing/query-listener';
 import type { ConnectionEvents, ConnectionHealth, ConnectionStats, ConnectionStatus, ConnectionTarget, PoolGauges, QueryListener } from '../vocabulary';
+import { drainAndClose } from './drain-session';
 import { HealthProbe } from './health-probe';
 import { type HandleAccessor, LazyPool } from './lazy-pool';
 import { ormOptions } from './orm-options';
@@ -25,7 +26,8 @@ import { StatusBook } from './status-book';
  */
 export class DbConnection {
   // A facade: opening, idling and reopening the pool are the LazyPool's, pings the HealthProbe's, status and events
-  // the StatusBook's; what stays here is the public API, the ORM, the access paths and close().
+  // the StatusBook's, draining the pool at close drainAndClose's; what stays here is the public API, the ORM, the
+  // access paths and the order of close().
 
   /** The connection's name (its key in the configuration). */
   readonly name: string;
@@ -381,38 +383,14 @@ export class DbConnection {
     await new Promise((resolve) => setImmediate(resolve));
     const session = this.pool.session;
     if (session) {
-      await this.drain(session, drainMs);
-      const { pending } = session.gauges();
-      this.pool.detach();
-      this.refusing = true;
-      const torn = session.abort();
-      // Only callers' work is worth a warning; a connect under way is torn down silently.
-      if (torn.inUse || pending) {
-        const waiting = pending ? `, ${pending} caller(s) still waiting for one` : '';
-        this.logger.warn(
-          `${torn.inUse} connection(s) still busy after ${Math.round(performance.now() - started)} ms (shutdown_timeout)${waiting}: ` +
-            'torn down, their queries fail',
-        );
-      }
-      await session.close().catch((error) => this.logger.warn(`closing the pool failed: ${this.redact(errorMessage(error))}`));
+      const detach = () => {
+        this.pool.detach();
+        this.refusing = true;
+      };
+      await drainAndClose(session, { drainMs, startedAt: started, detach, logger: this.logger, redact: this.redact });
     }
     this.refusing = true;
     this.book.removeAllListeners();
-  }
-
-  /** Waits until no pooled connection is lent out or waited for, for at most `ms`. */
-  private async drain(session: DriverSession, ms: number): Promise<void> {
-    const deadline = performance.now() + ms;
-    const busy = () => {
-      const gauges = session.gauges();
-      return gauges.inUse + gauges.pending > 0;
-    };
-    while (busy()) {
-      const left = deadline - performance.now();
-      if (left <= 0) return;
-      // Keeps the process alive: close() awaits it.
-      await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, left)));
-    }
   }
 
   /** Once the pool is being torn down, the error every access path gets; undefined before. */
@@ -481,9 +459,6 @@ export class DbConnection {
     this.book.assertOpen();
   }
 }
-
-/** How often close() looks whether lent-out connections came back. */
-const DRAIN_POLL_MS = 10;
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100;

@@ -3,20 +3,6 @@ import type { SpanOutcome } from '../tracing/connection-tracing';
 import type { ConnectionHealth } from '../vocabulary';
 import type { StatusBook } from './status-book';
 
-/** What the probe asks of the connection that holds it. */
-export interface HealthProbeHost {
-  /** The open session, opening the pool first when there is none. */
-  openPool(): Promise<DriverSession>;
-  /** Aborted when the connection closes: cancels a ping in flight. */
-  readonly stopping: AbortSignal;
-  /** Runs `fn` in a span when tracing is on. */
-  traced<T>(name: string, fn: () => Promise<T>, outcome?: (result: T) => SpanOutcome): Promise<T>;
-  /** The server answered. */
-  recordSuccess(): void;
-  /** The server could not be reached; returns the message recorded (secrets masked). */
-  recordFailure(error: unknown): string;
-}
-
 /**
  * Live pings of one connection, for the health loop, /health and reconnects: at most one ping in flight, shared by
  * concurrent callers, each of whom still answers within its own timeout; a return from down to up counts as a reconnect.
@@ -96,6 +82,20 @@ export class HealthProbe {
     );
     return this.inFlightReconnect;
   }
+}
+
+/** What the probe asks of the connection that holds it. */
+export interface HealthProbeHost {
+  /** The open session, opening the pool first when there is none. */
+  openPool(): Promise<DriverSession>;
+  /** Aborted when the connection closes: cancels a ping in flight. */
+  readonly stopping: AbortSignal;
+  /** Runs `fn` in a span when tracing is on. */
+  traced<T>(name: string, fn: () => Promise<T>, outcome?: (result: T) => SpanOutcome): Promise<T>;
+  /** The server answered. */
+  recordSuccess(): void;
+  /** The server could not be reached; returns the message recorded (secrets masked). */
+  recordFailure(error: unknown): string;
 }
 
 function healthOutcome(result: ConnectionHealth): SpanOutcome {

@@ -10,23 +10,6 @@ import { openingHandle } from './opening-handle';
 import { errorMessage } from './redact';
 import type { StatusBook } from './status-book';
 
-/** What the pool asks of the connection that holds it. */
-export interface LazyPoolHost {
-  /** The MikroORM instance whose pool a session opens (a lazy connection's is built on this first call). */
-  orm(): MikroORM;
-  /** Opens the driver's session on that instance. */
-  openDriverSession(orm: MikroORM): Promise<DriverSession>;
-  /** One attempt to open the pool and reach the server, recording up or down (what a first use after idle runs). */
-  connect(): Promise<void>;
-  /** True while a ping, a reconnect or a connect of the connection's own is under way: the pool is not idle then. */
-  busy(): boolean;
-  /** Masks the connection's secrets in a log line. */
-  redact(text: string): string;
-}
-
-/** An accessor whose handle outlives the pool: one handle per accessor. */
-export type HandleAccessor = 'kysely()' | 'knex()' | 'mongo()';
-
 /**
  * A connection's pool (its driver session): opened once however many ask at the same time (startup, a reconnect, a
  * first use), closed after idle_pool_timeout with no use, and reopened by the next use. While it may be closed on
@@ -48,7 +31,7 @@ export class LazyPool {
 
   constructor(
     private readonly config: ConnectionConfig,
-    private readonly status: StatusBook,
+    private readonly book: StatusBook,
     private readonly host: LazyPoolHost,
     private readonly logger: Logger,
   ) {
@@ -101,7 +84,7 @@ export class LazyPool {
 
   /** `DbConnection.open()`: opens the pool if it is idle, at once when it is open; concurrent callers share one reopen. */
   async open(): Promise<void> {
-    this.status.assertOpen();
+    this.book.assertOpen();
     this.idleTimer?.touch();
     if (this.current && !this.parking) return;
     // Down with no pool (never reached): the first use tries too, as the loop's reconnect does.
@@ -112,8 +95,8 @@ export class LazyPool {
   private async reopen(): Promise<void> {
     await this.parking;
     if (this.current) return;
-    this.status.assertOpen();
-    if (this.status.status === 'idle') this.status.set('connecting');
+    this.book.assertOpen();
+    if (this.book.status === 'idle') this.book.set('connecting');
     await this.host.connect();
   }
 
@@ -122,7 +105,7 @@ export class LazyPool {
    * caller has checked that the accessor fits the database type.
    */
   handle(what: HandleAccessor, live: (session: DriverSession) => unknown): unknown {
-    this.status.assertOpen();
+    this.book.assertOpen();
     this.handles ??= new Map();
     let handle = this.handles.get(what);
     if (!handle) {
@@ -148,7 +131,7 @@ export class LazyPool {
     // MikroORM's own queries while a session opens the pool (connect-time statements) go straight through.
     if (openingSession.getStore() === this) return;
     if (this.current && !this.parking) return;
-    if (this.status.status === 'closed') return;
+    if (this.book.status === 'closed') return;
     await this.open();
   }
 
@@ -160,12 +143,12 @@ export class LazyPool {
   private closeIdlePool(): boolean {
     const session = this.current;
     // Not up: nothing to close now; the timer starts again when it is up.
-    if (this.status.status !== 'up' || !session) return true;
+    if (this.book.status !== 'up' || !session) return true;
     if (this.parking || this.reopening || this.openingPool) return false;
     const { inUse, pending } = session.gauges();
     if (inUse + pending > 0 || this.host.busy()) return false;
     this.current = undefined;
-    this.status.set('idle');
+    this.book.set('idle');
     this.logger.debug(`pool closed after ${this.config.idlePoolTimeout} ms unused (idle_pool_timeout); the next use reopens it`);
     this.parking = session
       .close()
@@ -185,6 +168,23 @@ export class LazyPool {
     this.current = undefined;
   }
 }
+
+/** What the pool asks of the connection that holds it. */
+export interface LazyPoolHost {
+  /** The MikroORM instance whose pool a session opens (a lazy connection's is built on this first call). */
+  orm(): MikroORM;
+  /** Opens the driver's session on that instance. */
+  openDriverSession(orm: MikroORM): Promise<DriverSession>;
+  /** One attempt to open the pool and reach the server, recording up or down (what a first use after idle runs). */
+  connect(): Promise<void>;
+  /** True while a ping, a reconnect or a connect of the connection's own is under way: the pool is not idle then. */
+  busy(): boolean;
+  /** Masks the connection's secrets in a log line. */
+  redact(text: string): string;
+}
+
+/** An accessor whose handle outlives the pool: one handle per accessor. */
+export type HandleAccessor = 'kysely()' | 'knex()' | 'mongo()';
 
 /** The pool whose session is opening in this async context: MikroORM's queries meanwhile pass. */
 const openingSession = new AsyncLocalStorage<LazyPool>();
