@@ -1,12 +1,12 @@
 import 'reflect-metadata';
-import { Controller, Get, type INestApplicationContext, Module, type OnModuleInit, type Type } from '@nestjs/common';
+import { Controller, Get, Inject, type INestApplicationContext, Module, type OnModuleInit, type Type } from '@nestjs/common';
 import { ModuleRef, NestFactory } from '@nestjs/core';
 import type { Connection, MikroORM } from '@mikro-orm/core';
 import { CONTEXT_NAMES, getMikroORMToken, MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { HealthCheck, HealthCheckService, MikroOrmHealthIndicator, TerminusModule } from '@nestjs/terminus';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
-import { DbHealthIndicator, DbManager, type DbManagerConfigInput, DbManagerModule } from '../../lib';
+import type { DbManager, DbManagerConfigInput } from '../../lib';
 import { mikroOrm } from '../../lib/mikro-orm-version';
 import { HttpClient } from './http';
 
@@ -21,6 +21,15 @@ export interface BenchApp {
   close(): Promise<void>;
 }
 
+/**
+ * What the bench boots of the library: today's lib/ by default, or the build of an earlier commit (bench/before-lib.ts)
+ * whose public API these three keep.
+ */
+export type OursLib = Pick<typeof import('../../lib'), 'DbManagerModule' | 'DbManager' | 'DbHealthIndicator'>;
+
+/** Today's lib/, loaded when first asked for: a process that boots the earlier build never loads it. */
+const todaysLib = (): OursLib => require('../../lib') as OursLib;
+
 export interface OursApp extends BenchApp {
   readonly manager: DbManager;
 }
@@ -30,26 +39,31 @@ export interface AnchorApp extends BenchApp {
   orm(name: string): MikroORM;
 }
 
-@Controller('health')
-class OursHealthController {
-  constructor(
-    private readonly health: HealthCheckService,
-    private readonly db: DbHealthIndicator,
-  ) {}
+/** The /health controller of our app, on `lib`'s indicator (injected by its class: the metadata names today's). */
+function oursHealthController(lib: OursLib): Type<unknown> {
+  @Controller('health')
+  class OursHealthController {
+    constructor(
+      @Inject(HealthCheckService) private readonly health: HealthCheckService,
+      @Inject(lib.DbHealthIndicator) private readonly db: InstanceType<OursLib['DbHealthIndicator']>,
+    ) {}
 
-  @Get()
-  @HealthCheck()
-  check() {
-    return this.health.check([() => this.db.checkAll()]);
+    @Get()
+    @HealthCheck()
+    check() {
+      return this.health.check([() => this.db.checkAll()]);
+    }
   }
+  return OursHealthController;
 }
 
 /** Our module as a user wires it: DbManagerModule + TerminusModule + PrometheusModule + a /health controller. */
-export async function startOursApp(config: DbManagerConfigInput, options: { listen?: boolean } = {}): Promise<OursApp> {
-  @Module({ imports: [DbManagerModule.forRoot(config), TerminusModule, prometheus], controllers: [OursHealthController] })
+export async function startOursApp(config: DbManagerConfigInput, options: { listen?: boolean; lib?: OursLib } = {}): Promise<OursApp> {
+  const lib = options.lib ?? todaysLib();
+  @Module({ imports: [lib.DbManagerModule.forRoot(config), TerminusModule, prometheus], controllers: [oursHealthController(lib)] })
   class OursBenchModule {}
   const app = await boot(OursBenchModule, options.listen ?? true);
-  return Object.assign(app, { manager: app.app.get(DbManager) });
+  return Object.assign(app, { manager: app.app.get<DbManager>(lib.DbManager) });
 }
 
 /** The baseline for /metrics: an app with PrometheusModule only (prom-client's default metrics). */
