@@ -11,19 +11,18 @@ import { join } from 'node:path';
 
 /**
  * Builds `commit` of the repository at `root` against the node_modules of `legDir` (once); returns the folder of its
- * index.js and the commit, full and as `<short> (<subject>)`.
+ * index.js and the commit's full hash.
  */
 export function buildBeforeLib({ root, commit, legDir, node }) {
   const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
   const full = git('rev-parse', '--verify', `${commit}^{commit}`);
-  const described = `${full.slice(0, 7)} (${git('log', '-1', '--format=%s', full)})`;
   const legKey = createHash('sha256').update(legDir).digest('hex').slice(0, 8);
   const dir = join(tmpdir(), `nestjs-dbmanager-before-${full.slice(0, 12)}-${legKey}`);
   const dist = join(dir, 'dist');
   const built = join(dir, '.dbm-built');
   if (existsSync(built)) {
     console.log(`[before ${full.slice(0, 7)}] built in ${dist}`);
-    return { dist, commit: full, described };
+    return { dist, commit: full };
   }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -33,5 +32,5 @@ export function buildBeforeLib({ root, commit, legDir, node }) {
   console.log(`[before ${full.slice(0, 7)}] compiling its lib/ into ${dist}`);
   execFileSync(node, [join(legDir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.build.json')], { cwd: dir, stdio: 'inherit' });
   writeFileSync(built, `${full}\n`);
-  return { dist, commit: full, described };
+  return { dist, commit: full };
 }

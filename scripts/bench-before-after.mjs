@@ -20,13 +20,13 @@ const before = buildBeforeLib({ root, commit: BEFORE, legDir: dir, node });
 
 const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
 const changed = git('status', '--porcelain', '--', 'lib') !== '';
-const subject = git('log', '-1', '--format=%s', 'HEAD');
-const after = `${git('rev-parse', '--short=7', 'HEAD')} (${subject.length > 80 ? `${subject.slice(0, 80)}…` : subject})${changed ? ' with uncommitted changes in lib/' : ''}`;
+const after = `${git('rev-parse', '--short=7', 'HEAD')} on ${git('rev-parse', '--abbrev-ref', 'HEAD')}${changed ? ', with uncommitted changes in lib/' : ''}`;
+console.log(`[before-after] ${before.commit.slice(0, 7)} against ${after}, on Node ${execFileSync(node, ['--version'], { encoding: 'utf8' }).trim()}`);
 
 sh(node, [join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'bench/tsconfig.json']);
 sh(node, ['bench/dist/bench/run-before-after.js'], {
   BENCH_BEFORE_LIB: before.dist,
-  BENCH_BEFORE_REV: before.described,
+  BENCH_BEFORE_REV: `${before.commit.slice(0, 7)}, the last commit before issue 13`,
   BENCH_AFTER_REV: after,
   DBM_BENCH_RESULTS: process.env.DBM_BENCH_RESULTS ?? join(root, 'bench', 'RESULTS.md'),
   DBM_BENCH_COMMAND: 'npm run bench:before-after',
