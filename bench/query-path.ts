@@ -30,6 +30,8 @@ const COMPARISONS: Comparison[] = [
   { subject: 'ours:knex', reference: 'plain:knex', target: true },
   { subject: 'ours:em', reference: 'plain:em', target: true },
   { subject: 'anchor:em', reference: 'plain:em', target: false },
+  { subject: 'ballast:pool', reference: 'bare:pool', target: false },
+  { subject: 'ours:native', reference: 'ballast:pool', target: false },
 ];
 
 export interface QueryPathSettings extends RoundsSettings {
@@ -44,7 +46,7 @@ export interface QueryPathOutcome {
 }
 
 export async function queryPath(report: Report, server: TestPostgres, settings: QueryPathSettings): Promise<QueryPathOutcome> {
-  const keys = variantsOfThisLeg().filter((k) => !settings.variants || settings.variants.includes(k));
+  const keys = settings.variants ? (settings.variants.filter((k) => k in CALLS) as VariantKey[]) : variantsOfThisLeg();
   const { cells, samples } = await runRounds(server.url, keys, settings);
   return writeTables(report, cells, samples, settings, keys);
 }

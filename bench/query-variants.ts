@@ -35,6 +35,7 @@ export const WORKLOADS: Workload[] = [
 export type VariantKey =
   | 'bare:pool'
   | 'control:pool'
+  | 'ballast:pool'
   | 'plain:pool'
   | 'ours:native'
   | 'plain:kysely'
@@ -52,6 +53,7 @@ export type VariantKey =
 export const CALLS: Record<VariantKey, string> = {
   'bare:pool': '`pg.Pool.query`',
   'control:pool': '`pg.Pool.query`, a 2nd identical pool (A/A control)',
+  'ballast:pool': '`pg.Pool.query` in a process that also runs our app (its heap, its timers)',
   'plain:pool': "plain MikroORM's knex/tarn pool: `acquireConnection` + `query`",
   'ours:native': '`withNativeClient(c => c.query)`',
   'plain:kysely': 'plain MikroORM: `getClient()` (Kysely) `.executeQuery`',
@@ -69,8 +71,8 @@ export const CALLS: Record<VariantKey, string> = {
 /** The variants of the running MikroORM major, in the order a round runs them (compared pairs next to each other). */
 export function variantsOfThisLeg(): VariantKey[] {
   return mikroOrm().major === 7
-    ? ['bare:pool', 'control:pool', 'ours:native', 'plain:kysely', 'ours:kysely', 'plain:em', 'ours:em', 'anchor:em']
-    : ['bare:pool', 'control:pool', 'plain:pool', 'ours:native', 'plain:knex', 'ours:knex', 'plain:em', 'ours:em', 'anchor:em'];
+    ? ['bare:pool', 'control:pool', 'ballast:pool', 'ours:native', 'plain:kysely', 'ours:kysely', 'plain:em', 'ours:em', 'anchor:em']
+    : ['bare:pool', 'control:pool', 'ballast:pool', 'plain:pool', 'ours:native', 'plain:knex', 'ours:knex', 'plain:em', 'ours:em', 'anchor:em'];
 }
 
 /** One variant, ready to run queries: `run(workload)` sends one. */
@@ -140,6 +142,14 @@ export async function openVariant(key: VariantKey, url: string): Promise<OpenVar
     const app = await startAnchorApp([{ name: 'a', url }], { listen: false, pool: { min: 0, max: POOL_MAX } });
     const em = app.orm('a').em as unknown as SqlEm;
     return { run: (w) => em.execute(w.ormSql, pgParams(w)), close: () => app.close() };
+  }
+  if (side === 'ballast') {
+    // Tells the cost of our code per query from the cost of a process that holds a Nest app, MikroORM and our module at
+    // all (a larger heap to collect, the health loop): a bare pool beside our app, which it does not use.
+    const ours = await startOursApp({ connections: { a: { type: 'postgres', dsn: url, max_open_conns: 1 } } }, { listen: false });
+    const pool = new pg.Pool({ connectionString: url, max: POOL_MAX });
+    pool.on('error', () => undefined);
+    return { run: (w) => pool.query(w.pgSql, pgParams(w)), close: async () => (await pool.end(), await ours.close()) };
   }
   // Ours as a user wires it: DbManagerModule with metrics (Prometheus) and the health loop on, tracing and logging off.
   // `before` is the same app on the library as it was before issue 13 (bench/before-lib.ts), booted the same way.

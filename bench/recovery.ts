@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TestPostgres } from '../test/support/embedded-postgres';
 import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy';
@@ -59,7 +60,7 @@ export async function recovery(report: Report, server: TestPostgres, settings: {
   const blackHole = await startupWithBlackHole(server);
 
   report.section(
-    '5. Recovery and faults (ours vs `@mikro-orm/nestjs` 6.1.2 + `MikroOrmHealthIndicator`)',
+    `5. Recovery and faults (ours vs \`@mikro-orm/nestjs\` ${anchorVersion()} + \`MikroOrmHealthIndicator\`)`,
     `Both apps run at once, each with two connections/contexts to the same embedded PostgreSQL. **Restart**: while two ` +
       `\`select 1\` loops per app run (through \`connection.em.execute\` / the context's \`em.execute\`), the server is stopped, ` +
       `left down ${DOWN_MS} ms and started again (${settings.restarts} times); from the moment it accepts connections again, each ` +
@@ -229,4 +230,9 @@ async function measureStartup(start: () => Promise<OursApp | AnchorApp>, proxy: 
   await app.close();
   await settle();
   return { outcome: 'started', ms: elapsed, timeText: ms(elapsed), health: `${answer.status} ${status} in ${ms(answer.ms)}`, sockets: proxy.openSockets };
+}
+
+/** The installed @mikro-orm/nestjs (7.x beside MikroORM 7, 6.x on the MikroORM 6 leg). */
+function anchorVersion(): string {
+  return (createRequire(__filename)('@mikro-orm/nestjs/package.json') as { version: string }).version;
 }

@@ -33,27 +33,35 @@ export function watchQueryMethod(listener: QueryListener, promiseWhenNoCallback:
       const first = args[0] as { text?: unknown; submit?: unknown } | string | undefined;
       const sql = typeof first === 'string' ? first : typeof first?.text === 'string' ? first.text : undefined;
       if (sql === undefined || (typeof first === 'object' && typeof first?.submit === 'function')) return original(...args);
-      const last = args[args.length - 1];
-      if (typeof last === 'function') {
-        const done = listener(sql);
-        args[args.length - 1] = function (this: unknown, error: unknown, ...rest: unknown[]) {
-          done(error ?? undefined);
-          return (last as Method).call(this, error, ...rest);
-        };
-        return original(...args);
-      }
-      if (!promiseWhenNoCallback) return original(...args);
-      const done = listener(sql);
-      let result: unknown;
-      try {
-        result = original(...args);
-      } catch (error) {
-        done(error);
-        throw error;
-      }
-      if (result && typeof (result as Promise<unknown>).then === 'function') {
-        (result as Promise<unknown>).then(() => done(), (error: unknown) => done(error));
-      } else done();
-      return result;
+      if (!promiseWhenNoCallback && typeof args[args.length - 1] !== 'function') return original(...args);
+      return callObserved(original, args, listener(sql));
     };
+}
+
+/**
+ * Calls `original(...args)` and tells `settled` how it ended: through a trailing callback when there is one, else
+ * through the promise it returned (or at once, for a plain value or a throw). `settled` runs before the caller hears
+ * of it, so it may still amend the error.
+ */
+export function callObserved(original: Method, args: unknown[], settled: (error?: unknown) => void): unknown {
+  const last = args[args.length - 1];
+  if (typeof last === 'function') {
+    args[args.length - 1] = function (this: unknown, error: unknown, ...rest: unknown[]) {
+      settled(error ?? undefined);
+      return (last as Method).call(this, error, ...rest);
+    };
+    return original(...args);
+  }
+  let result: unknown;
+  try {
+    result = original(...args);
+  } catch (error) {
+    settled(error);
+    throw error;
+  }
+  // A branch of its own: the caller's handlers, attached after this returns, run after settled.
+  if (result && typeof (result as Promise<unknown>).then === 'function') {
+    (result as Promise<unknown>).then(() => settled(), (error: unknown) => settled(error));
+  } else settled();
+  return result;
 }

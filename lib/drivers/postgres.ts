@@ -1,7 +1,7 @@
 import type { ConnectionConfig } from '../config/config.types';
 import { describeTarget } from '../config/dsn';
 import { tlsDemand } from '../config/ssl-mode';
-import { SOCKET_UNREACHABLE, SocketTracker, socketOf } from './adapters/pg';
+import { cancelKeyOf, SOCKET_UNREACHABLE, SocketTracker, socketOf } from './adapters/pg';
 import { type DbDriver, type DriverSession, ormDriverLoader, type SessionContext } from './driver';
 import type { KnexDialect } from './knex/dialect';
 import { KnexSession } from './knex/knex-session';
@@ -74,10 +74,18 @@ function nativeClientView<T extends object>(config: ConnectionConfig, client: T)
   return behindPgBouncer(config) ? withMethodsReplaced(client, refuseSessionStatements(config.name), ['query']) : client;
 }
 
+const NO_CANCEL_KEY =
+  'this pg version keeps no cancel key (processID, secretKey) on its clients: behind PgBouncer a statement that runs past query_timeout has its connection torn down instead of being cancelled';
+
 /** Behind PgBouncer, a pool just opened is checked for what only the server side can provide (the schema), or closed. */
 async function checkedBehindPooler(session: DriverSession, context: SessionContext): Promise<DriverSession> {
   if (!behindPgBouncer(context.config)) return session;
   try {
+    if (context.config.queryTimeout) {
+      await session.withNativeClient((client) => {
+        if (!cancelKeyOf(client as object)) context.warn(NO_CANCEL_KEY);
+      });
+    }
     await checkServerSearchPath(context.config, (sql) =>
       session.withNativeClient(async (client) => (await (client as { query(sql: string): Promise<{ rows: Array<Record<string, unknown>> }> }).query(sql)).rows),
     );

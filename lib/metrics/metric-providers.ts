@@ -48,6 +48,12 @@ function gauge(name: string, help: string, labelNames: readonly string[], read: 
         const entries: GaugeEntry[] = [];
         for (const reader of readers.get(this) ?? []) read(reader, entries);
         if (replaceGaugeEntries(this, entries)) return;
+        if (!gaugesWarned) {
+          gaugesWarned = true;
+          new Logger('DbManager').warn(
+            'this prom-client version keeps its series elsewhere: gauges are set the public way and label sets formatted on every scrape (the same /metrics, only slower)',
+          );
+        }
         this.reset();
         for (const { labels, value } of entries) this.set(labels, value);
       },
@@ -85,7 +91,9 @@ function histogram(name: string, help: string, buckets: number[], collect?: (thi
   return unprefixed(makeHistogramProvider({ name, help, labelNames: [...CONNECTION_LABELS], buckets, ...(collect ? { collect } : {}) }));
 }
 
+/** Said once per process: a prom-client whose private maps are elsewhere (see adapters/prom-client.ts). */
 let histogramWarned = false;
+let gaugesWarned = false;
 
 /** The wait counters are published from the acquire tallies at scrape time; whichever is read first publishes both. */
 function publishWaits(metric: Metric<string>): void {

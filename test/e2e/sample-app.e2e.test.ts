@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { type DatabaseType, METRIC } from '../../lib';
+import { mikroOrm } from '../../lib/mikro-orm-version';
 import { type AppProcess, startApp } from '../support/app-process';
 import { buildIfStale, REPO_ROOT } from '../support/build-once';
 import { mariadbUrlOrSkipReason } from '../support/mariadb';
@@ -154,6 +155,7 @@ function describeEndpoints(ctx: () => { app: AppProcess; up: Expected[]; down?: 
     expect(otherBuilder.status).toBe(400);
     expect(otherBuilder.body).toMatchObject({ error: 'QueryBuilderUnavailableError', connection: 'primary' });
     expect(otherBuilder.body.message).toContain(`Use connection.${QUERY_BUILDER}()`);
+    expect(otherBuilder.body.message).toContain(`MikroORM ${mikroOrm().version} runs here`);
     const unknown = await http(app, '/connections/nope/em');
     expect(unknown.status).toBe(404);
     expect(unknown.body).toMatchObject({ error: 'ConnectionNotFoundError', connection: 'nope' });

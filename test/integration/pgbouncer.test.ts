@@ -143,6 +143,8 @@ describe.skipIf(skipReason !== undefined).each([['transaction' as const], ['sess
   });
 
   it.each(PATHS)('query_timeout holds through %s: cancelled by the cancel request PgBouncer forwards, and the connection stays usable', async (path, run) => {
+    const logs = new LogCapture();
+    Logger.overrideLogger(logs);
     const { db } = await throughBouncer({ max_open_conns: 1, query_timeout: '500ms' });
     const sleep = `select pg_sleep(5) as "${mode}-${path}"`;
     const started = performance.now();
@@ -162,6 +164,8 @@ describe.skipIf(skipReason !== undefined).each([['transaction' as const], ['sess
     const [row] = await run(db, 'select 1 as ok');
     expect(row.ok).toBe(1);
     expect(db.stats()).toMatchObject({ open: 1, inUse: 0 });
+    // The check at open found pg's cancel key on the lent client (no false "no cancel key" warning).
+    expect(logs.matching(/DbManager/, /cancel key/)).toEqual([]);
   });
 
   it('query_timeout still holds when the cancel request is lost: the connection is torn down after a grace period', async () => {

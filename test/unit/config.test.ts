@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DbManagerConfigError, dbManagerYamlConfig, parseDbManagerConfig, parseDuration } from '../../lib';
-import { QUERY_BUILDER } from '../support/mikro-orm-leg';
+import { mikroOrm } from '../../lib/mikro-orm-version';
+import { OTHER_QUERY_BUILDER, QUERY_BUILDER } from '../support/mikro-orm-leg';
 
 // The seed README's YAML example, as it is.
 const seedYaml = () => parse(readFileSync(join(process.cwd(), 'test/fixtures/seed-config.yaml'), 'utf8'));
@@ -48,6 +49,14 @@ describe('parseDbManagerConfig', () => {
     expect(config.connections['cache-db']).toMatchObject({ type: 'sqlite', filepath: '/var/lib/app/cache.db', maxOpenConns: 1, maxIdleConns: 1 });
     expect(config.connections.documents).toMatchObject({ type: 'mongodb', authSource: 'admin', port: 27017 });
     expect(warnings.some((w) => w.includes('default_orm "bun"'))).toBe(true);
+  });
+
+  it("refuses default_orm naming the other major's query builder, naming the version that runs", () => {
+    const config = { connections: { x: { type: 'sqlite', filepath: ':memory:', default_orm: OTHER_QUERY_BUILDER } } };
+    const other = OTHER_QUERY_BUILDER === 'knex' ? 6 : 7;
+    expect(problems(config)).toEqual([
+      `connections.x.default_orm: is "${OTHER_QUERY_BUILDER}", the query builder of MikroORM ${other}, but MikroORM ${mikroOrm().version} runs here: use "${QUERY_BUILDER}" (or orm, native)`,
+    ]);
   });
 
   it('dbManagerYamlConfig reads a YAML file (relative to the working directory) for @nestjs/config', () => {

@@ -56,10 +56,18 @@ export function checkedKnex(knex: KnexInstance, warn: (message: string) => void)
   return knex as CheckedKnex;
 }
 
-/** The connection a knex transaction runs on (its client lends that one connection). */
-export function transactionConnection(transaction: unknown): Promise<RawConnection> | undefined {
-  const client = (transaction as { client?: Partial<KnexClient> } | undefined)?.client;
-  return typeof client?.acquireConnection === 'function' ? client.acquireConnection() : undefined;
+/**
+ * The connection a knex transaction runs on (its client lends that one connection). Fails closed: without it a lent
+ * connection would run outside the caller's transaction (and on a one-connection pool wait for it forever).
+ */
+export function transactionConnection(transaction: unknown, connectionName: string): Promise<RawConnection> {
+  const client = (transaction as { client?: Partial<KnexClient> }).client;
+  if (typeof client?.acquireConnection === 'function') return client.acquireConnection();
+  return Promise.reject(
+    new Error(
+      `Connection "${connectionName}": this knex version's transaction has no client.acquireConnection(), so withNativeClient() cannot lend the transaction's own connection inside em.transactional and refuses rather than lend one outside it`,
+    ),
+  );
 }
 
 /**

@@ -82,8 +82,8 @@ export class KnexSession implements DriverSession {
       const view = nativeClientView ? nativeClientView(connection) : connection;
       return fn(queries && watchNativeClient ? watchNativeClient(view, queries) : view);
     };
-    const inTransaction = transactionConnection(currentTransaction(this.context.config.name, this.orm.em));
-    if (inTransaction) return inTransaction.then(lend);
+    const transaction = currentTransaction(this.context.config.name, this.orm.em);
+    if (transaction) return transactionConnection(transaction, this.context.config.name).then(lend);
     // Not async: every native query passes here, and an async frame would cost it a promise and a tick of its own.
     const { client } = this.knexInstance;
     return client.acquireConnection().then(async (connection) => {

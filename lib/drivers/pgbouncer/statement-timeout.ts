@@ -1,4 +1,5 @@
 import { cancelKeyOf, socketOf } from '../adapters/pg';
+import { callObserved } from '../native-watch';
 import { sendCancelRequest } from './cancel-request';
 
 type Method = (this: unknown, ...args: unknown[]) => unknown;
@@ -18,59 +19,34 @@ export function statementTimeout(client: object, timeoutMs: number, connectionNa
     function timed(this: unknown, ...args: unknown[]): unknown {
       const first = args[0] as { submit?: unknown } | undefined;
       if (typeof first === 'object' && typeof first?.submit === 'function') return original(...args);
-      const settled = startTimer(client, timeoutMs, connectionName);
-      const last = args[args.length - 1];
-      if (typeof last === 'function') {
-        args[args.length - 1] = function (this: unknown, error: unknown, ...rest: unknown[]) {
-          settled(error);
-          return (last as Method).call(this, error, ...rest);
-        };
-        return original(...args);
-      }
-      let result: unknown;
-      try {
-        result = original(...args);
-      } catch (error) {
-        settled(error);
-        throw error;
-      }
-      if (!result || typeof (result as Promise<unknown>).then !== 'function') {
-        settled(undefined);
-        return result;
-      }
-      return (result as Promise<unknown>).then(
-        (value) => {
-          settled(undefined);
-          return value;
-        },
-        (error: unknown) => {
-          settled(error);
-          throw error;
-        },
-      );
+      return callObserved(original, args, startTimer(client, timeoutMs, connectionName));
     };
 }
 
 /** Starts one statement's timer; the returned function stops it, and names query_timeout in the error it caused. */
 function startTimer(client: object, timeoutMs: number, connectionName: string): (error: unknown) => void {
-  let outcome: 'running' | 'cancelled' | 'torn down' = 'running';
+  let outcome: 'running' | 'cancelled' | 'torn down' | 'no cancel key' = 'running';
   let grace: NodeJS.Timeout | undefined;
-  const tearDown = () => {
-    outcome = 'torn down';
+  const tearDown = (why: 'torn down' | 'no cancel key') => {
+    outcome = why;
     socketOf(client)?.destroy();
   };
   const timer = setTimeout(() => {
     const key = cancelKeyOf(client);
-    if (!key) return tearDown();
+    // Said once when the pool opened (postgres.ts): this pg version keeps no cancel key.
+    if (!key) return tearDown('no cancel key');
     outcome = 'cancelled';
-    grace = setTimeout(tearDown, CANCEL_GRACE_MS);
+    grace = setTimeout(() => tearDown('torn down'), CANCEL_GRACE_MS);
     void sendCancelRequest(key);
   }, timeoutMs);
   return (error) => {
     clearTimeout(timer);
     clearTimeout(grace);
     if (outcome === 'running' || !(error instanceof Error)) return;
-    const how = outcome === 'cancelled' ? 'was cancelled' : 'its connection was torn down (no answer to the cancel request)';
+    const how =
+      outcome === 'cancelled'
+        ? 'was cancelled'
+        : `its connection was torn down (${outcome === 'torn down' ? 'no answer to the cancel request' : 'no cancel key to send'})`;
     error.message = `Connection "${connectionName}": the statement ran longer than query_timeout (${timeoutMs} ms) and ${how} (${error.message})`;
   };
 }
