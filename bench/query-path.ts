@@ -24,6 +24,8 @@ interface Comparison {
 const COMPARISONS: Comparison[] = [
   { subject: 'control:pool', reference: 'bare:pool', target: false },
   { subject: 'ours:native', reference: 'bare:pool', target: true },
+  { subject: 'ours:native', reference: 'bare:lend', target: true },
+  { subject: 'bare:lend', reference: 'bare:pool', target: false },
   { subject: 'ours:native', reference: 'plain:pool', target: true },
   { subject: 'plain:pool', reference: 'bare:pool', target: false },
   { subject: 'ours:kysely', reference: 'plain:kysely', target: true },

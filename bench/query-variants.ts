@@ -35,6 +35,7 @@ export const WORKLOADS: Workload[] = [
 export type VariantKey =
   | 'bare:pool'
   | 'control:pool'
+  | 'bare:lend'
   | 'ballast:pool'
   | 'plain:pool'
   | 'ours:native'
@@ -53,6 +54,7 @@ export type VariantKey =
 export const CALLS: Record<VariantKey, string> = {
   'bare:pool': '`pg.Pool.query`',
   'control:pool': '`pg.Pool.query`, a 2nd identical pool (A/A control)',
+  'bare:lend': '`pg.Pool`: `connect()`, `query`, `release()`',
   'ballast:pool': '`pg.Pool.query` in a process that also runs our app (its heap, its timers)',
   'plain:pool': "plain MikroORM's knex/tarn pool: `acquireConnection` + `query`",
   'ours:native': '`withNativeClient(c => c.query)`',
@@ -71,8 +73,8 @@ export const CALLS: Record<VariantKey, string> = {
 /** The variants of the running MikroORM major, in the order a round runs them (compared pairs next to each other). */
 export function variantsOfThisLeg(): VariantKey[] {
   return mikroOrm().major === 7
-    ? ['bare:pool', 'control:pool', 'ballast:pool', 'ours:native', 'plain:kysely', 'ours:kysely', 'plain:em', 'ours:em', 'anchor:em']
-    : ['bare:pool', 'control:pool', 'ballast:pool', 'plain:pool', 'ours:native', 'plain:knex', 'ours:knex', 'plain:em', 'ours:em', 'anchor:em'];
+    ? ['bare:pool', 'control:pool', 'ballast:pool', 'bare:lend', 'ours:native', 'plain:kysely', 'ours:kysely', 'plain:em', 'ours:em', 'anchor:em']
+    : ['bare:pool', 'control:pool', 'ballast:pool', 'bare:lend', 'plain:pool', 'ours:native', 'plain:knex', 'ours:knex', 'plain:em', 'ours:em', 'anchor:em'];
 }
 
 /** One variant, ready to run queries: `run(workload)` sends one. */
@@ -113,6 +115,21 @@ export async function openVariant(key: VariantKey, url: string): Promise<OpenVar
   if (side === 'bare' || side === 'control') {
     const pool = new pg.Pool({ connectionString: url, max: POOL_MAX });
     pool.on('error', () => undefined);
+    if (path === 'lend') {
+      // What withNativeClient does, written by hand on a bare pool: borrow a client, query, give it back. pool.query
+      // runs the same steps through pg-pool's callbacks, with one promise in all.
+      return {
+        async run(w) {
+          const client = await pool.connect();
+          try {
+            return await client.query(w.pgSql, pgParams(w));
+          } finally {
+            client.release();
+          }
+        },
+        close: () => pool.end(),
+      };
+    }
     return { run: (w) => pool.query(w.pgSql, pgParams(w)), close: () => pool.end() };
   }
   if (side === 'plain') {
