@@ -7,7 +7,7 @@ import { runLoad } from './support/timing';
 import { openVariant, type VariantKey, WORKLOADS } from './query-variants';
 
 /**
- * One variant of the query-path section in a process of its own (forked by bench/query-path.ts). It opens the
+ * One variant of the query-path harness in a process of its own (forked by bench/query-rounds.ts). It opens the
  * variant, says `ready`, then runs one cell per `run` message and answers with what it measured — CPU time included,
  * which is this variant's alone since nothing else runs in this process.
  */

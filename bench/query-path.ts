@@ -1,20 +1,15 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { join } from 'node:path';
-import pg from 'pg';
 import type { TestPostgres } from '../test/support/embedded-postgres';
 import { mikroOrm } from '../lib/mikro-orm-version';
-import type { CellSample, ChildMessage, ChildRequest } from './query-child';
-import { CALLS, POOL_MAX, ROWS, type VariantKey, variantsOfThisLeg, WORKLOADS } from './query-variants';
+import type { CellSample } from './query-child';
+import { CALLS, POOL_MAX, type VariantKey, variantsOfThisLeg, WORKLOADS } from './query-variants';
+import { AA_BAND, type Cell, CONCURRENCIES, type RoundsSettings, runRounds } from './query-rounds';
+import { differences, interval, micros, ratios, reach, times } from './support/paired';
 import type { Report } from './support/report';
-import { bootstrapMedianInterval, median, ms, opsPerSec, seededRandom, shuffled } from './support/stats';
+import { median, ms, opsPerSec } from './support/stats';
 
 // Section 1: the same queries through each access path with and without the module, every variant in a process of its
 // own, strictly one at a time, in many short interleaved rounds.
 
-const CONCURRENCIES = [1, 16, 64];
-
-/** The A/A control must read within this band (median throughput ratio), or the run is flagged. */
-const AA_BAND = [0.98, 1.02] as const;
 /** The target: ours at least this share of the same path without the module. */
 const TARGET = 0.97;
 
@@ -41,16 +36,9 @@ const COMPARISONS: Comparison[] = [
   { subject: 'ours:native', reference: 'ballast:pool', target: false },
 ];
 
-export interface QueryPathSettings {
-  rounds: number;
-  cellMs: number;
-  warmupMs: number;
-  /** Rounds each set of variant processes runs before a new set replaces it. */
-  roundsPerProcess: number;
+export interface QueryPathSettings extends RoundsSettings {
   /** Only these variants (while working on one path); all of this leg's by default. */
   variants?: string[];
-  /** A folder: every variant's process writes a V8 CPU profile of its queries there (`<variant>.cpuprofile`). */
-  profileDir?: string;
 }
 
 /** Rows that miss a target, and whether the A/A control was fair. */
@@ -59,113 +47,15 @@ export interface QueryPathOutcome {
   fair: boolean;
 }
 
-/** A variant's process, answering one request at a time. */
-class VariantProcess {
-  private readonly child: ChildProcess;
-  private waiter?: { resolve(m: ChildMessage): void; reject(e: Error): void };
-
-  constructor(readonly key: VariantKey, url: string, profileDir?: string) {
-    this.child = fork(join(__dirname, 'query-child.js'), [], {
-      env: { ...process.env, BENCH_VARIANT: key, BENCH_URL: url, BENCH_PROFILE: profileDir ?? '' },
-      execArgv: [],
-    });
-    this.child.on('message', (message: ChildMessage) => {
-      const waiter = this.waiter;
-      this.waiter = undefined;
-      if ('failed' in message) waiter?.reject(new Error(`bench variant ${key}: ${message.failed}`));
-      else waiter?.resolve(message);
-    });
-    this.child.on('exit', (code) => {
-      this.waiter?.reject(new Error(`bench variant ${key} exited with code ${code}`));
-      this.waiter = undefined;
-    });
-  }
-
-  /** Resolves with the next message (the first one: `ready`). */
-  next(request?: ChildRequest): Promise<ChildMessage> {
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-      if (request) this.child.send(request);
-    });
-  }
-
-  async run(workload: number, concurrency: number, ms: number): Promise<CellSample> {
-    const answer = await this.next({ run: { workload, concurrency, ms } });
-    if (!('sample' in answer)) throw new Error(`bench variant ${this.key}: no sample`);
-    return answer.sample;
-  }
-
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    await this.next({ close: true }).catch(() => undefined);
-    await exited;
-  }
-}
-
 export async function queryPath(report: Report, server: TestPostgres, settings: QueryPathSettings): Promise<QueryPathOutcome> {
-  await createTable(server.url);
   const keys = settings.variants ? (settings.variants.filter((k) => k in CALLS) as VariantKey[]) : variantsOfThisLeg();
-  const cells = WORKLOADS.flatMap((_, workload) => CONCURRENCIES.map((concurrency) => ({ workload, concurrency })));
-  // samples[cell][variant][round]
-  const samples = cells.map(() => Object.fromEntries(keys.map((k) => [k, [] as CellSample[]])) as Record<VariantKey, CellSample[]>);
-  let processes: VariantProcess[] = [];
-  const random = seededRandom(0x9e3779b9);
-  let last: VariantProcess | undefined;
-  try {
-    for (let round = 0; round < settings.rounds; round++) {
-      // Every few rounds a new process per variant: a process's own luck (its heap layout, JIT decisions, the core it
-      // lands on) moved one variant's CPU per query by more than the A/A control showed within one process pair.
-      if (round % settings.roundsPerProcess === 0) {
-        await Promise.all(processes.map((p) => p.close()));
-        processes = [];
-        last = undefined;
-        // One at a time: a process that boots while another measures would steal its CPU.
-        for (const key of keys) {
-          const child = new VariantProcess(key, server.url, settings.profileDir && `${settings.profileDir}/${round}`);
-          processes.push(child);
-          await child.next();
-          // Warm-up: fills the pool to its max and lets the JIT settle; not recorded.
-          for (const [workload] of WORKLOADS.entries()) for (const c of [64, 1]) await child.run(workload, c, settings.warmupMs);
-        }
-      }
-      for (const [i, { workload, concurrency }] of cells.entries()) {
-        const order = runOrder(processes, random, last);
-        for (const child of order) samples[i]![child.key].push(await child.run(workload, concurrency, settings.cellMs));
-        last = order.at(-1);
-      }
-    }
-  } finally {
-    await Promise.all(processes.map((p) => p.close()));
-  }
+  const { cells, samples } = await runRounds(server.url, keys, settings);
   return writeTables(report, cells, samples, settings, keys);
 }
 
-/**
- * A new random order for every cell, never starting with the variant that ran last. Alternating one fixed order with
- * its reverse — the earlier scheme — ran the first variant of the list twice in a row at every reversed → forward
- * turn (its process, its server backends and the CPU caches still hot), and only that one: the bare `pg.Pool` read
- * 5–7 % faster than its identical A/A twin in full runs, while a run of the two alone read 1.00×.
- */
-function runOrder(processes: VariantProcess[], random: () => number, last: VariantProcess | undefined): VariantProcess[] {
-  const order = shuffled(processes, random);
-  if (order.length > 1 && order[0] === last) [order[0], order[1]] = [order[1]!, order[0]!];
-  return order;
-}
-
-/** Median and 95 % interval of per-round values. */
-function interval(values: number[]): { median: number; low: number; high: number } {
-  const [low, high] = bootstrapMedianInterval(values);
-  return { median: median(values), low, high };
-}
-
-const times = (r: { median: number; low: number; high: number }) => `${r.median.toFixed(3)}× (${r.low.toFixed(3)}–${r.high.toFixed(3)})`;
-const micros = (r: { median: number; low: number; high: number }) => `${sign(r.median)} (${sign(r.low)}…${sign(r.high)})`;
-const sign = (us: number) => `${us >= 0 ? '+' : ''}${us.toFixed(1)}`;
-
 function writeTables(
   report: Report,
-  cells: { workload: number; concurrency: number }[],
+  cells: Cell[],
   samples: Record<VariantKey, CellSample[]>[],
   settings: QueryPathSettings,
   keys: VariantKey[],
@@ -190,9 +80,9 @@ function writeTables(
   const pooled = comparisons.map(() => [] as number[]);
   for (const [i, cell] of cells.entries()) {
     const s = samples[i]!;
-    const aaCpu = s['control:pool']?.length && s['bare:pool']?.length ? interval(differences(s['control:pool'], s['bare:pool'])) : { low: Number.NaN, high: Number.NaN };
+    const aaCpu = s['control:pool']?.length && s['bare:pool']?.length ? interval(differences(s['control:pool'], s['bare:pool'])) : { median: Number.NaN, low: Number.NaN, high: Number.NaN };
     // The A/A control's own CPU difference bounds what "within the noise" means in this cell.
-    const noise = Math.max(Math.abs(aaCpu.low), Math.abs(aaCpu.high));
+    const noise = reach(aaCpu);
     for (const [k, c] of comparisons.entries()) {
       const ratio = interval(ratios(s[c.subject], s[c.reference]));
       const added = interval(differences(s[c.subject], s[c.reference]));
@@ -253,25 +143,4 @@ function writeTables(
     );
   }
   return { below, fair };
-}
-
-function ratios(subject: CellSample[], reference: CellSample[]): number[] {
-  return subject.map((x, round) => x.opsPerSec / reference[round]!.opsPerSec);
-}
-
-function differences(subject: CellSample[], reference: CellSample[]): number[] {
-  return subject.map((x, round) => x.cpuPerOpUs - reference[round]!.cpuPerOpUs);
-}
-
-async function createTable(url: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query('drop table if exists bench_items');
-    await client.query('create table bench_items (id int primary key, name text not null, score int not null)');
-    await client.query(`insert into bench_items select g, 'item ' || g, (g * 7919) % 1000 from generate_series(1, ${ROWS}) g`);
-    await client.query('analyze bench_items');
-  } finally {
-    await client.end();
-  }
 }

@@ -2,12 +2,14 @@ import { MikroORM } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import { mikroOrm } from '../lib/mikro-orm-version';
+import { beforeLib } from './before-lib';
 import { startAnchorApp, startOursApp } from './support/apps';
 
 /**
  * The query-path section's variants: one way to run a query each, built in a process of its own (bench/query-child.ts)
  * so no variant shares a heap, a JIT or an event loop with another. Written against both MikroORM majors: the query
- * builder is Kysely on 7 and Knex on 6, reached through structural types so bench/ compiles on either.
+ * builder is Kysely on 7 and Knex on 6, reached through structural types so bench/ compiles on either. The `before:*`
+ * variants (MikroORM 6 only) are ours on the library before issue 13, for `npm run bench:before-after`.
  */
 
 /** Every variant's pool size. */
@@ -43,7 +45,10 @@ export type VariantKey =
   | 'ours:knex'
   | 'plain:em'
   | 'ours:em'
-  | 'anchor:em';
+  | 'anchor:em'
+  | 'before:native'
+  | 'before:knex'
+  | 'before:em';
 
 /** What each variant calls, for the tables. */
 export const CALLS: Record<VariantKey, string> = {
@@ -60,6 +65,9 @@ export const CALLS: Record<VariantKey, string> = {
   'plain:em': 'plain MikroORM: `em.execute`',
   'ours:em': '`connection.em.execute`',
   'anchor:em': '@mikro-orm/nestjs: `em.execute`',
+  'before:native': '`withNativeClient(c => c.query)`, library before issue 13',
+  'before:knex': '`connection.knex().raw`, library before issue 13',
+  'before:em': '`connection.em.execute`, library before issue 13',
 };
 
 /** The variants of the running MikroORM major, in the order a round runs them (compared pairs next to each other). */
@@ -161,9 +169,10 @@ export async function openVariant(key: VariantKey, url: string): Promise<OpenVar
     return { run: (w) => pool.query(w.pgSql, pgParams(w)), close: async () => (await pool.end(), await ours.close()) };
   }
   // Ours as a user wires it: DbManagerModule with metrics (Prometheus) and the health loop on, tracing and logging off.
+  // `before` is the same app on the library as it was before issue 13 (bench/before-lib.ts), booted the same way.
   const ours = await startOursApp(
     { connections: { a: { type: 'postgres', dsn: url, max_open_conns: POOL_MAX, max_idle_conns: POOL_MAX } } },
-    { listen: false },
+    { listen: false, lib: side === 'before' ? beforeLib() : undefined },
   );
   const connection = ours.manager.get('a');
   const close = () => ours.close();

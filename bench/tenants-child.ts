@@ -12,9 +12,9 @@ import { NestFactory } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import pg from 'pg';
-import { type ConnectionOptionsInputFor, DbManager, type DbManagerConfigInput, DbManagerModule } from '../lib';
+import { type ConnectionOptionsInputFor, DbHealthIndicator, DbManager, type DbManagerConfigInput, DbManagerModule } from '../lib';
 import { mikroOrm } from '../lib/mikro-orm-version';
-import { OursHealthController } from './support/health-controller';
+import { oursHealthController } from './support/health-controller';
 
 export interface TenantsReading {
   declared: number;
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
 
   @Module({
     imports: [...(declared > 0 ? [DbManagerModule.forRoot(config)] : []), TerminusModule, PrometheusModule.register()],
-    controllers: declared > 0 ? [OursHealthController] : [],
+    controllers: declared > 0 ? [oursHealthController(DbHealthIndicator)] : [],
   })
   class TenantsBenchModule {}
   const app = await NestFactory.create(TenantsBenchModule, { logger: false });

@@ -6,9 +6,9 @@ import { CONTEXT_NAMES, getMikroORMToken, MikroOrmModule } from '@mikro-orm/nest
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { HealthCheck, HealthCheckService, MikroOrmHealthIndicator, TerminusModule } from '@nestjs/terminus';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
-import { DbManager, type DbManagerConfigInput, DbManagerModule } from '../../lib';
+import type { DbManager, DbManagerConfigInput } from '../../lib';
 import { mikroOrm } from '../../lib/mikro-orm-version';
-import { OursHealthController } from './health-controller';
+import { oursHealthController } from './health-controller';
 import { HttpClient } from './http';
 
 // PrometheusModule.register() starts prom-client's default metrics when evaluated, which may happen once per process.
@@ -22,6 +22,15 @@ export interface BenchApp {
   close(): Promise<void>;
 }
 
+/**
+ * What the bench boots of the library: today's lib/ by default, or the build of an earlier commit (bench/before-lib.ts)
+ * whose public API these three keep.
+ */
+export type OursLib = Pick<typeof import('../../lib'), 'DbManagerModule' | 'DbManager' | 'DbHealthIndicator'>;
+
+/** Today's lib/, loaded when first asked for: a process that boots the earlier build never loads it. */
+const todaysLib = (): OursLib => require('../../lib') as OursLib;
+
 export interface OursApp extends BenchApp {
   readonly manager: DbManager;
 }
@@ -32,11 +41,12 @@ export interface AnchorApp extends BenchApp {
 }
 
 /** Our module as a user wires it: DbManagerModule + TerminusModule + PrometheusModule + a /health controller. */
-export async function startOursApp(config: DbManagerConfigInput, options: { listen?: boolean } = {}): Promise<OursApp> {
-  @Module({ imports: [DbManagerModule.forRoot(config), TerminusModule, prometheus], controllers: [OursHealthController] })
+export async function startOursApp(config: DbManagerConfigInput, options: { listen?: boolean; lib?: OursLib } = {}): Promise<OursApp> {
+  const lib = options.lib ?? todaysLib();
+  @Module({ imports: [lib.DbManagerModule.forRoot(config), TerminusModule, prometheus], controllers: [oursHealthController(lib.DbHealthIndicator)] })
   class OursBenchModule {}
   const app = await boot(OursBenchModule, options.listen ?? true);
-  return Object.assign(app, { manager: app.app.get(DbManager) });
+  return Object.assign(app, { manager: app.app.get<DbManager>(lib.DbManager) });
 }
 
 /** The baseline for /metrics: an app with PrometheusModule only (prom-client's default metrics). */

@@ -99,16 +99,20 @@ export class Report {
     const notes = /<!-- notes -->[\s\S]*?<!-- \/notes -->/.exec(previous)?.[0];
     // So does the Tenants section, written by hand from `npm run bench:tenants` (its own harness, bench/tenants.ts).
     const tenants = /<!-- tenants -->[\s\S]*?<!-- \/tenants -->/.exec(previous)?.[0];
+    // And the before/after section, written by `npm run bench:before-after` (bench/run-before-after.ts).
+    const beforeAfter = /<!-- before-after -->[\s\S]*?<!-- \/before-after -->/.exec(previous)?.[0];
     const lines = [
       '# Benchmark results',
       '',
       'Written by `npm run bench` (MikroORM 7, Node 24) and `npm run bench:mikro-orm-6` (MikroORM 6.6, the system Node 20),',
-      'each into its own part below (bench/run.ts); every number in a part is from that one run.',
+      'each into its own part below (bench/run.ts); every number in a part is from that one run. `npm run bench:before-after`',
+      '(issue 13 before and after, MikroORM 6.6) writes the last part (bench/run-before-after.ts).',
       '',
       ...(notes ? [notes, ''] : []),
       ...[7, 6].map((m) => parts.get(m) ?? `<!-- mikro-orm-${m} -->\n# MikroORM ${m} leg\n\nNot run yet.\n<!-- /mikro-orm-${m} -->`).join('\n\n').split('\n'),
       '',
       ...(tenants ? [tenants, ''] : []),
+      ...(beforeAfter ? [beforeAfter, ''] : []),
     ];
     writeFileSync(path, lines.join('\n'));
   }
@@ -117,4 +121,16 @@ export class Report {
     this.parts.push(text);
     console.log(`\n${text}`);
   }
+}
+
+/**
+ * Writes `part` into RESULTS.md between `<!-- marker -->` and `<!-- /marker -->`, in place of what stood there, or at
+ * the end; the rest of the file stays as it is (Report.write keeps the part across `npm run bench`).
+ */
+export function writeMarked(path: string, marker: string, part: string): void {
+  const block = `<!-- ${marker} -->\n${part.trim()}\n<!-- /${marker} -->`;
+  const previous = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const found = new RegExp(`<!-- ${marker} -->[\\s\\S]*?<!-- /${marker} -->`).exec(previous);
+  const next = found ? previous.replace(found[0], () => block) : `${previous.trimEnd()}\n\n${block}\n`;
+  writeFileSync(path, next);
 }
