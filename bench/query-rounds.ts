@@ -98,14 +98,19 @@ export async function runRounds(url: string, keys: VariantKey[], settings: Round
         await Promise.all(processes.map((p) => p.close()));
         processes = [];
         last = undefined;
-        // One at a time: a process that boots while another measures would steal its CPU.
-        for (const key of keys) {
+        // One at a time (a process that boots while another measures would steal its CPU), in a new order per set: the
+        // first booted sat longest before the rounds.
+        for (const key of shuffled(keys, random)) {
           const child = new VariantProcess(key, url, settings.profileDir && `${settings.profileDir}/${round}`);
           processes.push(child);
           await child.next();
           // Warm-up: fills the pool to its max and lets the JIT settle; not recorded.
           for (const [workload] of WORKLOADS.entries()) for (const c of [64, 1]) await child.run(workload, c, settings.warmupMs);
         }
+        // Booting and warming the others took longer than pg.Pool's 10 s idle timeout, so the first variants' pools
+        // had closed their clients and paid reconnects in the first recorded cell: one unrecorded pass at c=64 refills
+        // every pool, in random order, right before the rounds.
+        for (const child of shuffled(processes, random)) await child.run(0, 64, settings.cellMs);
       }
       for (const [i, { workload, concurrency }] of cells.entries()) {
         const order = runOrder(processes, random, last);
