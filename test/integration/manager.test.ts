@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Logger } from '@nestjs/common';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import {
   ConnectionClosedError,
@@ -10,7 +11,8 @@ import {
   NoDefaultConnectionError,
   NotMongoDatabaseError,
 } from '../../lib';
-import { nativeQuery, QUERY_BUILDER, sqlRunner } from '../support/mikro-orm-leg';
+import { LogCapture } from '../support/health-app';
+import { MIKRO_ORM_MAJOR, nativeQuery, QUERY_BUILDER, sqlRunner } from '../support/mikro-orm-leg';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbm-manager-'));
 let managers: DbManager[] = [];
@@ -49,6 +51,31 @@ describe('SQLite', () => {
     const [{ n }] = await sqlRunner(db).query<{ n: number }>('select count(*) as n from t');
     expect(n).toBe(9);
     expect(db.stats().open).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('SQLite: settings with nothing to act on', () => {
+  it('are each named once in a warning on the connection\'s logger, and the connection works', async () => {
+    const logs = new LogCapture();
+    Logger.overrideLogger(logs);
+    try {
+      const m = track(
+        await DbManager.create({
+          connections: { mem: { type: 'sqlite', filepath: ':memory:', max_open_conns: 5, conn_max_lifetime: '1m', query_timeout: '1s' } },
+        }),
+      );
+      expect(await nativeQuery(m.get('mem'), 'select 1 as one')).toEqual([{ one: 1 }]);
+    } finally {
+      Logger.overrideLogger(new Logger());
+    }
+    const warned = logs.matching('DbManager:mem', /does not apply/).map((l) => l.message);
+    // MikroORM 7: one better-sqlite3 database; 6: knex's pool, of one connection for :memory:.
+    const why = MIKRO_ORM_MAJOR === 7 ? 'on MikroORM 7 a SQLite connection is one better-sqlite3 database, not a pool' : 'a SQLite :memory: database lives in its one connection';
+    expect(warned).toEqual([
+      expect.stringMatching(new RegExp(`^maxOpenConns does not apply: ${why}`)),
+      expect.stringMatching(new RegExp(`^connMaxLifetime does not apply: ${why}`)),
+      'queryTimeout does not apply: SQLite runs in-process and has no server-side statement timeout',
+    ]);
   });
 });
 
