@@ -1,9 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { join } from 'node:path';
 import { startTestPostgres } from '../test/support/embedded-postgres';
 import { BEFORE_AFTER_KEYS, beforeAfterSection } from './before-after';
 import { runRounds } from './query-rounds';
-import { load, machine, writeMarked } from './support/report';
+import { load, machine, resultsPath, runBench, writeMarked } from './support/report';
 
 /**
  * `npm run bench:before-after` (scripts/bench-before-after.mjs builds the earlier library and starts this on the
@@ -47,16 +46,10 @@ async function main(): Promise<void> {
   const part = ['## Before and after issue 13 (driver sessions)', '', ...Object.entries(info).map(([k, v]) => `- ${k}: ${v}`), '', section.text].join('\n');
   console.log(`\n${part}`);
   if (!quick || process.env.BENCH_WRITE === '1') {
-    const path = process.env.DBM_BENCH_RESULTS ?? join(__dirname, '..', '..', '..', 'bench', 'RESULTS.md');
+    const path = resultsPath();
     writeMarked(path, 'before-after', part);
     console.log(`Wrote ${path}`);
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runBench(main);

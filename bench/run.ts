@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import { join } from 'node:path';
 import { startTestPostgres } from '../test/support/embedded-postgres';
 import { health } from './health';
 import { memory } from './memory';
@@ -8,7 +7,7 @@ import { pgbouncer } from './pgbouncer';
 import { queryPath } from './query-path';
 import { recovery } from './recovery';
 import { startup } from './startup';
-import { load, Report } from './support/report';
+import { load, Report, resultsPath, runBench } from './support/report';
 import { TENANTS_DEFAULTS, tenants } from './tenants';
 
 /**
@@ -63,7 +62,7 @@ async function main(): Promise<void> {
   const totalMs = performance.now() - t0;
   console.log(`\n## Summary\n\n${report.summaryTable()}\n\nTotal: ${(totalMs / 1000).toFixed(0)} s`);
   if (!only && !quick) {
-    const path = process.env.DBM_BENCH_RESULTS ?? join(__dirname, '..', '..', '..', 'bench', 'RESULTS.md');
+    const path = resultsPath();
     report.write(path, {
       command: process.env.DBM_BENCH_COMMAND ?? 'npm run bench',
       loadBefore,
@@ -75,11 +74,4 @@ async function main(): Promise<void> {
   }
 }
 
-// Exit explicitly: the anchor's failed startup (section 5) leaves its healthy context's pool open, by design of that test.
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { mikroOrm } from '../../lib/mikro-orm-version';
 import { renderTable, type Table } from './table';
 
@@ -133,4 +134,23 @@ export function writeMarked(path: string, marker: string, part: string): void {
   const found = new RegExp(`<!-- ${marker} -->[\\s\\S]*?<!-- /${marker} -->`).exec(previous);
   const next = found ? previous.replace(found[0], () => block) : `${previous.trimEnd()}\n\n${block}\n`;
   writeFileSync(path, next);
+}
+
+/** Where a bench run writes its part: bench/RESULTS.md of this repository, or DBM_BENCH_RESULTS (the MikroORM 6 leg). */
+export function resultsPath(): string {
+  return process.env.DBM_BENCH_RESULTS ?? join(__dirname, '..', '..', '..', '..', 'bench', 'RESULTS.md');
+}
+
+/**
+ * Runs a bench's main and exits with its outcome: explicitly, as a bench may leave handles open by design (the
+ * anchor's failed startup in section 5 keeps its healthy context's pool).
+ */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
 }
