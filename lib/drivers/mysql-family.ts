@@ -49,7 +49,7 @@ export function mysqlFamilySsl(config: ConnectionConfig): { rejectUnauthorized: 
  * A statement time limit the server enforces (the statement fails, the connection stays usable): MariaDB's
  * `max_statement_time` (seconds, every statement), MySQL's `max_execution_time` (ms, SELECT only).
  */
-function statementTimeLimitSql(serverVersion: string | undefined, queryTimeoutMs: number): string {
+export function statementTimeLimitSql(serverVersion: string | undefined, queryTimeoutMs: number): string {
   return /mariadb/i.test(serverVersion ?? '')
     ? `SET SESSION max_statement_time = ${(queryTimeoutMs / 1000).toFixed(3)}`
     : `SET SESSION max_execution_time = ${Math.floor(queryTimeoutMs)}`;
