@@ -160,11 +160,13 @@ describe('Prometheus metrics over GET /metrics', () => {
       const s = await scrape();
       expect(s.value(METRIC.idleClosed, { name: 'idle' }) ?? 0, 'idle connections closed').toBeGreaterThanOrEqual(2);
       expect(s.value(METRIC.poolSize, { name: 'idle', state: 'open' }), 'connections open').toBe(0);
+      // The metric agrees with stats() read right after the same scrape. (Read once after the wait, a connection that
+      // was still being opened during the scrape — not counted as open — could idle-close in between: 2 vs 3 in CI.)
+      expect(s.value(METRIC.idleClosed, { name: 'idle' }), 'idle closes, metric vs stats()').toBe(idle.stats().idleClosed);
       return s;
     }, { timeout: 10_000, interval: 25 });
     expect(s.value(METRIC.timeouts, { name: 'tight', type: 'postgres' })).toBe(1);
     expect(agedAfter).toBe(agedBefore + 1);
-    expect(s.value(METRIC.idleClosed, { name: 'idle' })).toBe(idle.stats().idleClosed);
   });
 
   it('times every health check of the background loop', async () => {
