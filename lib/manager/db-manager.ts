@@ -131,9 +131,7 @@ export class DbManager<O extends DefaultOrm = DefaultOrm> {
     try {
       await retryWithBackoff(() => connection.connect(), { ...this.retryPolicy, attempts }, {
         isPermanent,
-        // A signal of its own (AbortSignal.any adds no listener to its source): every connection connecting at startup
-        // would otherwise hang its abort listener on the one shared signal, and Node 20 warns of a leak past 10.
-        signal: AbortSignal.any([signal]),
+        signal,
         onRetry: (error, index, delay) =>
           this.logger.warn(`"${connection.name}" attempt ${index + 1} failed (${connection.describeError(error)}); retrying in ${delay} ms`),
       });

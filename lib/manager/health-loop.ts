@@ -81,13 +81,10 @@ export class HealthLoop {
 
   private bringBack(connection: DbConnection): void {
     if (!this.settings.autoReconnect || this.stopping.signal.aborted || this.reconnecting.has(connection.name)) return;
-    // A signal of its own (AbortSignal.any adds no listener to its source): every connection down at once would
-    // otherwise hang its backoff's abort listener on the loop's one signal, and Node 20 warns of a leak past 10.
-    const stopped = AbortSignal.any([this.stopping.signal]);
     const loop = (async () => {
       for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
         // A background wait: it must not keep the process alive.
-        await sleep(backoffDelay(attempt, this.settings.retry), stopped, { background: true });
+        await sleep(backoffDelay(attempt, this.settings.retry), this.stopping.signal, { background: true });
         if (this.stopping.signal.aborted || connection.status !== 'down') return;
         if (await connection.reconnect()) return;
       }

@@ -21,13 +21,25 @@ export function sleep(ms: number, signal?: AbortSignal, options: { background?: 
     if (signal?.aborted || ms <= 0) return resolve();
     const timer = setTimeout(done, ms);
     if (options.background) timer.unref();
-    signal?.addEventListener('abort', done, { once: true });
+    const stopListening = signal ? whenAborted(signal, done) : undefined;
     function done() {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
+      stopListening?.();
       resolve();
     }
   });
+}
+
+/**
+ * Calls `fn` once when `signal` aborts; the returned function stops listening. It listens on a signal of its own
+ * (`AbortSignal.any` adds no listener to its source): waits on one shared signal — every connection connecting at
+ * startup, every reconnect loop of the health loop — would otherwise hang a listener each on it, and Node 20 warns of
+ * a leak past 10.
+ */
+function whenAborted(signal: AbortSignal, fn: () => void): () => void {
+  const own = AbortSignal.any([signal]);
+  own.addEventListener('abort', fn, { once: true });
+  return () => own.removeEventListener('abort', fn);
 }
 
 /** retryWithBackoff's rejection when its signal aborted: how far it got, and the last attempt's error if one failed. */
@@ -89,8 +101,7 @@ const ABORTED = Symbol('aborted');
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return work;
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(ABORTED);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    const stopListening = whenAborted(signal, () => reject(ABORTED));
+    work.then(resolve, reject).finally(stopListening);
   });
 }
